@@ -1,0 +1,46 @@
+# sputnik: `make run` serves the local stack, `make test` runs every check. Both install what they need.
+SHELL := /bin/bash
+PORT ?= 8000
+AWS_PORT ?= 5000
+VENV := .venv
+BIN := $(VENV)/bin
+# Python 3.12 is the Lambda runtime: take python3.12 from PATH (pyenv's shim honours .python-version).
+PYTHON ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12 /usr/local/bin/python3.12; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null && { echo $$p; break; }; done)
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint typecheck cfn-lint pytest bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "Python 3.12 not found: install it (e.g. pyenv install 3.12) and retry"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -U pip
+	$(BIN)/python -m pip install -q -e '.[geo,dev]'
+	@touch $@
+
+run: $(STAMP)
+	$(BIN)/sputnik local --port $(PORT) --aws-port $(AWS_PORT)
+
+test: lint typecheck cfn-lint pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy layers/sputnik/sputnik
+	@for f in functions/*/app.py; do $(BIN)/mypy --no-error-summary $$f || exit 1; done
+
+cfn-lint: $(STAMP)
+	$(BIN)/cfn-lint template.yaml
+
+pytest: $(STAMP)
+	$(BIN)/pytest -n 2 --dist loadfile -q
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,87 @@
+"""HTTP routes /project/new, /project/list and /project/info."""
+
+from typing import Any
+
+from fastapi import FastAPI
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from sputnik import geo, projects
+from sputnik.api.common import Caller, create_app
+from sputnik.models import ProjectModel
+
+
+class ProjectNewParams(BaseModel):
+    """Body of POST /project/new."""
+
+    name: str = Field(max_length=10_000)
+    start_date: str | None = None
+    end_date: str | None = None
+    border: str | dict[str, Any] = Field(description="GeoJSON geometry, Feature or FeatureCollection (text)")
+
+
+class ProjectNewRes(BaseModel):
+    """Answer of POST /project/new."""
+
+    project_id: int
+
+
+class Project(BaseModel):
+    """A project as /project/list shows it."""
+
+    project_id: int
+    login: str
+    name: str
+    start_date: str | None = None
+    end_date: str | None = None
+    border: str
+
+
+class ProjectListRes(BaseModel):
+    """Answer of GET /project/list."""
+
+    projects: list[Project]
+
+
+class ProjectInfoRes(Project):
+    """Answer of GET /project/info: the project with its border as GeoJSON too."""
+
+    border_gj: str
+
+
+def _project(p: ProjectModel) -> dict[str, Any]:
+    """Return the contract's fields of a stored project."""
+    return {
+        "project_id": int(p.project_id),
+        "login": p.login,
+        "name": p.name,
+        "start_date": p.start_date,
+        "end_date": p.end_date,
+        "border": p.border,
+    }
+
+
+def create_projects_app() -> FastAPI:
+    """Build the projects app."""
+    app = create_app("sputnik projects")
+
+    @app.post("/project/new", summary="Save project", response_model=ProjectNewRes)
+    def project_new(params: ProjectNewParams, login: Caller) -> ProjectNewRes:
+        """Save project to database."""
+        new = projects.validate(params.name, params.start_date, params.end_date, params.border)
+        project = projects.create_project(login, new)
+        return ProjectNewRes(project_id=int(project.project_id))
+
+    @app.get("/project/list", summary="Project list", response_model=ProjectListRes)
+    async def project_list(login: Caller) -> ProjectListRes:
+        """List the caller's projects."""
+        found = await run_in_threadpool(projects.list_projects, login)
+        return ProjectListRes(projects=[Project(**_project(p)) for p in found])
+
+    @app.get("/project/info", summary="Project info", response_model=ProjectInfoRes)
+    async def project_info(project_id: int, login: Caller) -> ProjectInfoRes:
+        """Return one of the caller's projects."""
+        p = await run_in_threadpool(projects.get_project, login, project_id)
+        return ProjectInfoRes(**_project(p), border_gj=geo.to_geojson(geo.from_wkt(p.border)))
+
+    return app

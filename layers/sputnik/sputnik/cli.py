@@ -1,0 +1,122 @@
+"""The `sputnik` command: manage users, run the local stack, write a demo archive."""
+
+import argparse
+import getpass
+import os
+import sys
+from pathlib import Path
+
+from sputnik.errors import SputnikError
+
+# Settings field -> logical id in template.yaml, to find a deployed stack's physical names.
+STACK_RESOURCES = {
+    "SPUTNIK_USERS_TABLE": "UsersTable",
+    "SPUTNIK_COUNTERS_TABLE": "CountersTable",
+    "SPUTNIK_PROJECTS_TABLE": "ProjectsTable",
+    "SPUTNIK_PROJECT_TILES_TABLE": "ProjectTilesTable",
+    "SPUTNIK_SCENES_TABLE": "ScenesTable",
+    "SPUTNIK_META_TABLE": "MetaTable",
+    "SPUTNIK_PRODUCTS_TABLE": "ProductsTable",
+    "SPUTNIK_ARCHIVE_BUCKET": "ArchiveBucket",
+    "SPUTNIK_PRODUCTS_BUCKET": "ProductsBucket",
+}
+
+
+def use_stack(stack_name: str) -> None:
+    """Read the physical names of a deployed CloudFormation stack into the environment."""
+    import boto3
+
+    resources = boto3.client("cloudformation").describe_stack_resources(StackName=stack_name)[
+        "StackResources"
+    ]
+    physical = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in resources}
+    for env, logical in STACK_RESOURCES.items():
+        if logical in physical:
+            os.environ[env] = physical[logical]
+    from sputnik.models import bind_tables
+    from sputnik.settings import get_settings
+
+    get_settings.cache_clear()
+    bind_tables()
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    """Read a password from stdin (one line) or ask for it without echo."""
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("password: ")
+    if first != getpass.getpass("again: "):
+        raise SystemExit("passwords differ")
+    return first
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    """Add, list or remove users."""
+    from sputnik import auth
+
+    if args.users_cmd == "add":
+        auth.add_user(args.login, _read_password(args))
+        print(f"user {args.login} saved")
+    elif args.users_cmd == "remove":
+        auth.remove_user(args.login)
+        print(f"user {args.login} removed")
+    else:
+        for login in auth.list_users():
+            print(login)
+    return 0
+
+
+def cmd_local(args: argparse.Namespace) -> int:
+    """Run the local stack in the foreground until Ctrl-C."""
+    from sputnik.local.run import serve
+
+    serve(Path(args.template), port=args.port, aws_port=args.aws_port)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(prog="sputnik", description=__doc__)
+    parser.add_argument(
+        "--stack", help="deployed CloudFormation stack to work on (default: environment/local)"
+    )
+    sub = parser.add_subparsers(dest="cmd", required=True)
+
+    users = sub.add_parser("users", help="manage logins (works against AWS_ENDPOINT_URL too)")
+    users_sub = users.add_subparsers(dest="users_cmd", required=True)
+    add = users_sub.add_parser("add", help="create a login or set its password")
+    add.add_argument("login")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    remove = users_sub.add_parser("remove", help="delete a login")
+    remove.add_argument("login")
+    users_sub.add_parser("list", help="list logins")
+    users.set_defaults(func=cmd_users)
+
+    local = sub.add_parser("local", help="run the local stack (API + AWS endpoint) in the foreground")
+    local.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
+    local.add_argument("--aws-port", type=int, default=int(os.environ.get("AWS_PORT", 5000)))
+    local.add_argument("--template", default="template.yaml")
+    local.set_defaults(func=cmd_local)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line."""
+    args = build_parser().parse_args(argv)
+    endpoint = os.environ.get("AWS_ENDPOINT_URL", "")
+    if endpoint.startswith(("http://127.0.0.1", "http://localhost")):
+        # The local stack takes any credentials; spare users from inventing some.
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+        os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    if args.stack:
+        use_stack(args.stack)
+    try:
+        return int(args.func(args))
+    except SputnikError as exc:
+        print(f"sputnik: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

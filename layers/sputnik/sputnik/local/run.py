@@ -1,0 +1,54 @@
+"""`make run`: the local stack in the foreground with a demo user and demo data."""
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from sputnik.local.front import Front
+from sputnik.local.stack import LocalStack
+
+log = logging.getLogger("sputnik.local")
+
+DEMO_LOGIN = "demo"
+DEMO_PASSWORD = "demo"  # noqa: S105 - local stack only, documented in the README
+
+# Later features register loaders of demo data here (scenes, products, ...).
+DEMO_LOADERS: list[Callable[[LocalStack], str]] = []
+
+
+def load_demo(stack: LocalStack) -> list[str]:
+    """Create the demo user and run every demo-data loader; return what each loaded."""
+    from sputnik import auth
+
+    auth.add_user(DEMO_LOGIN, DEMO_PASSWORD, demo=True)
+    return [f"user {DEMO_LOGIN} (password {DEMO_PASSWORD})"] + [loader(stack) for loader in DEMO_LOADERS]
+
+
+def serve(template: Path, port: int = 8000, aws_port: int = 5000) -> None:
+    """Start the stack and the HTTP front, print how to use them, and wait for Ctrl-C."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    stack = LocalStack(template, aws_port=aws_port).start()
+    front = Front(stack, port=port).start()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        loaded = load_demo(stack)
+        print(
+            f"\nsputnik local stack is up\n"
+            f"  API:              {front.url}\n"
+            f"  AWS endpoint:     {stack.endpoint}  (AWS_ENDPOINT_URL for boto3, aws, sputnik users)\n"
+            f"  demo data:        {'; '.join(loaded)}\n"
+            f"  try:              curl -u demo:demo {front.url}/project/list\n"
+            f"  stop:             Ctrl-C\n",
+            flush=True,
+        )
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("stopping", flush=True)
+        front.stop()
+        stack.stop()

@@ -1,0 +1,318 @@
+"""Stand template.yaml up in a moto server and run its Lambda functions' Python handlers in-process."""
+
+import asyncio
+import importlib.util
+import inspect
+import io
+import json
+import logging
+import os
+import socket
+import threading
+import uuid
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+from moto.awslambda.models import LambdaFunction
+from moto.server import ThreadedMotoServer
+
+from sputnik.local.template import Route, Template
+
+log = logging.getLogger(__name__)
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+Handler = Callable[[dict[str, Any], Any], Any]
+
+
+@dataclass
+class LambdaContext:
+    """The parts of Lambda's context object that handlers and Powertools read."""
+
+    function_name: str
+    memory_limit_in_mb: int = 1024
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    @property
+    def invoked_function_arn(self) -> str:
+        """ARN of the invoked function."""
+        return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self.function_name}"
+
+    @property
+    def function_version(self) -> str:
+        """Always $LATEST locally."""
+        return "$LATEST"
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Local invocations have no deadline; report Lambda's maximum."""
+        return 900_000
+
+
+@dataclass
+class LocalFunction:
+    """A function of the template, loaded lazily (its first call is its cold start)."""
+
+    logical_id: str
+    name: str
+    code_dir: Path
+    handler_spec: str
+    _handler: Handler | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def handler(self) -> Handler:
+        """Import the function's module once and return its handler."""
+        with self._lock:
+            if self._handler is None:
+                module_name, attr = self.handler_spec.rsplit(".", 1)
+                path = self.code_dir / (module_name.replace(".", "/") + ".py")
+                spec = importlib.util.spec_from_file_location(f"sputnik_functions.{self.logical_id}", path)
+                if spec is None or spec.loader is None:
+                    raise ImportError(f"cannot load {path}")
+                module: ModuleType = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+                self._handler = getattr(module, attr)
+            assert self._handler is not None
+            return self._handler
+
+    def invoke(self, event: dict[str, Any]) -> Any:
+        """Run the handler on an event, as Lambda would."""
+        try:
+            asyncio.get_event_loop()
+        except RuntimeError:
+            # Lambda runs handlers on a main thread that has a loop; Mangum expects one.
+            asyncio.set_event_loop(asyncio.new_event_loop())
+        return self.handler()(event, LambdaContext(self.name))
+
+
+# Function name -> function, for the moto patch below (moto's Lambda model is process-wide).
+_FUNCTIONS: dict[str, LocalFunction] = {}
+_EXPECTED_INVOKE = ["self", "body", "request_headers", "response_headers"]
+
+
+def _dispatching_invoke(
+    self: LambdaFunction, body: str, request_headers: Any, response_headers: Any
+) -> bytes | str:
+    """Replace moto's Docker-based LambdaFunction.invoke with a call to the real Python handler."""
+    function = _FUNCTIONS.get(self.function_name)
+    if function is None:
+        response_headers["x-amz-function-error"] = "Unhandled"
+        payload = json.dumps({"errorMessage": f"no local handler for {self.function_name}"})
+    else:
+        event = json.loads(body) if body else {}
+        try:
+            payload = json.dumps(function.invoke(event))
+        except Exception as exc:
+            log.exception("function %s failed", self.function_name)
+            response_headers["x-amz-function-error"] = "Unhandled"
+            payload = json.dumps(
+                {"errorMessage": str(exc), "errorType": type(exc).__name__, "stackTrace": []}
+            )
+    if request_headers.get("x-amz-invocation-type", "RequestResponse") == "RequestResponse":
+        return payload.encode()
+    return payload
+
+
+def patch_moto_lambda() -> None:
+    """Dispatch every moto Lambda invocation (boto3, Step Functions, S3, SNS) to in-process handlers."""
+    params = list(inspect.signature(LambdaFunction.invoke).parameters)
+    if LambdaFunction.invoke is not _dispatching_invoke and params != _EXPECTED_INVOKE:
+        # A private moto API: fail loudly rather than silently echo events when moto changes.
+        raise RuntimeError(f"moto's LambdaFunction.invoke changed to {params}; update sputnik.local.stack")
+    LambdaFunction.invoke = _dispatching_invoke  # type: ignore[method-assign]
+
+
+def free_port() -> int:
+    """Ask the OS for a free TCP port on loopback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LocalStack:
+    """template.yaml in moto: tables, buckets, notifications, functions and state machines."""
+
+    def __init__(self, template_path: Path, aws_port: int = 5000, stack_name: str = "sputnik") -> None:
+        self.template = Template.load(template_path, stack_name)
+        self.aws_port = aws_port
+        self.endpoint = f"http://127.0.0.1:{aws_port}"
+        self.functions: dict[str, LocalFunction] = {}
+        self.routes: list[Route] = self.template.routes()
+        self._server: ThreadedMotoServer | None = None
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for the local endpoint."""
+        return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION)
+
+    def start(self) -> "LocalStack":
+        """Start moto, point this process at it and create every resource of the template."""
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.aws_port, verbose=False)
+        self._server.start()
+        self._environment()
+        patch_moto_lambda()
+        # Step Functions only executes ASL when asked; Lambda must not look for Docker.
+        import urllib.request
+
+        req = urllib.request.Request(  # noqa: S310 - http to our own loopback endpoint
+            f"{self.endpoint}/moto-api/config",
+            data=json.dumps(
+                {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+            ).encode(),
+            method="POST",
+        )
+        urllib.request.urlopen(req).read()  # noqa: S310 - as above
+        self._tables()
+        self._buckets()
+        self._functions()
+        self._notifications()
+        self._state_machines()
+        return self
+
+    def stop(self) -> None:
+        """Stop the moto server."""
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        for name in self.functions:
+            _FUNCTIONS.pop(name, None)
+
+    def __enter__(self) -> "LocalStack":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _environment(self) -> None:
+        """Give this process what a deployed function finds in its environment, plus the endpoint."""
+        os.environ.update(
+            {
+                "AWS_ENDPOINT_URL": self.endpoint,
+                "AWS_ACCESS_KEY_ID": "local",
+                "AWS_SECRET_ACCESS_KEY": "local",
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION,
+                # moto's Step Functions interpreter calls back to this port.
+                "MOTO_PORT": str(self.aws_port),
+            }
+        )
+        merged: dict[str, str] = {}
+        for logical in self.template.of_type("AWS::Serverless::Function"):
+            for key, value in self.template.function_environment(logical).items():
+                if merged.get(key, value) != value:
+                    raise ValueError(f"{key} differs between functions; the local stack shares one process")
+                merged[key] = value
+        os.environ.update(merged)
+        from sputnik.models import bind_tables
+        from sputnik.settings import get_settings
+
+        get_settings.cache_clear()
+        bind_tables()
+
+    def _tables(self) -> None:
+        """Create DynamoDB tables exactly as the template declares them."""
+        ddb = self.client("dynamodb")
+        keep = ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes", "LocalSecondaryIndexes")
+        for logical, res in self.template.of_type("AWS::DynamoDB::Table").items():
+            props = res["Properties"]
+            spec = {k: props[k] for k in keep if k in props}
+            ddb.create_table(
+                TableName=self.template.physical_name(logical), BillingMode="PAY_PER_REQUEST", **spec
+            )
+
+    def _buckets(self) -> None:
+        """Create the template's S3 buckets."""
+        s3 = self.client("s3")
+        for logical in self.template.of_type("AWS::S3::Bucket"):
+            s3.create_bucket(Bucket=self.template.physical_name(logical))
+
+    def _functions(self) -> None:
+        """Register each function with moto (so ARNs, invoke and events work) and in-process."""
+        iam = self.client("iam")
+        role = iam.create_role(
+            RoleName=f"{self.template.stack_name}-local",
+            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+        )["Role"]["Arn"]
+        glob = (self.template.data.get("Globals") or {}).get("Function") or {}
+        code = io.BytesIO()
+        with zipfile.ZipFile(code, "w") as z:
+            z.writestr("app.py", "# the local stack runs the real code in-process\n")
+        lam = self.client("lambda")
+        for logical, res in self.template.of_type("AWS::Serverless::Function").items():
+            props = res.get("Properties") or {}
+            name = self.template.physical_name(logical)
+            function = LocalFunction(
+                logical,
+                name,
+                self.template.root / str(props.get("CodeUri", glob.get("CodeUri", "."))),
+                str(props.get("Handler", glob.get("Handler", "app.handler"))),
+            )
+            self.functions[name] = _FUNCTIONS[name] = function
+            lam.create_function(
+                FunctionName=name,
+                Runtime=str(props.get("Runtime", glob.get("Runtime", "python3.12"))),
+                Role=role,
+                Handler=function.handler_spec,
+                Code={"ZipFile": code.getvalue()},
+                Environment={"Variables": self.template.function_environment(logical)},
+            )
+
+    def _notifications(self) -> None:
+        """Wire S3 and SNS events of functions as the SAM transform would."""
+        s3 = self.client("s3")
+        sns = self.client("sns")
+        per_bucket: dict[str, list[dict[str, Any]]] = {}
+        for logical, res in self.template.of_type("AWS::Serverless::Function").items():
+            arn = self.template.arn(logical)
+            for event in ((res.get("Properties") or {}).get("Events") or {}).values():
+                props = self.template.resolve(event.get("Properties") or {})
+                if event.get("Type") == "S3":
+                    config: dict[str, Any] = {"LambdaFunctionArn": arn, "Events": _as_list(props["Events"])}
+                    rules = ((props.get("Filter") or {}).get("S3Key") or {}).get("Rules")
+                    if rules:
+                        config["Filter"] = {"Key": {"FilterRules": rules}}
+                    per_bucket.setdefault(props["Bucket"], []).append(config)
+                elif event.get("Type") == "SNS" and props.get("Topic"):
+                    sns.subscribe(TopicArn=props["Topic"], Protocol="lambda", Endpoint=arn)
+        for bucket, configs in per_bucket.items():
+            s3.put_bucket_notification_configuration(
+                Bucket=bucket, NotificationConfiguration={"LambdaFunctionConfigurations": configs}
+            )
+
+    def _state_machines(self) -> None:
+        """Create state machines from their ASL files with DefinitionSubstitutions applied."""
+        sfn = self.client("stepfunctions")
+        for logical, res in self.template.of_type("AWS::Serverless::StateMachine").items():
+            props = res.get("Properties") or {}
+            if "DefinitionUri" in props:
+                text = (self.template.root / str(props["DefinitionUri"])).read_text()
+            else:
+                text = json.dumps(props["Definition"])
+            subs = {
+                k: str(self.template.resolve(v))
+                for k, v in (props.get("DefinitionSubstitutions") or {}).items()
+            }
+            for key, value in subs.items():
+                text = text.replace("${" + key + "}", value)
+            sfn.create_state_machine(
+                name=self.template.physical_name(logical),
+                definition=text,
+                roleArn=f"arn:aws:iam::{ACCOUNT}:role/{self.template.stack_name}-local",
+            )
+
+    def invoke(self, function_name: str, event: dict[str, Any]) -> Any:
+        """Run a function's handler in-process (what API Gateway's integration does)."""
+        return self.functions[function_name].invoke(event)
+
+    def function_for(self, logical_id: str) -> str:
+        """The local name of a function from its logical id."""
+        return self.template.physical_name(logical_id)
+
+
+def _as_list(value: Any) -> list[Any]:
+    """A scalar or list as a list."""
+    return value if isinstance(value, list) else [value]

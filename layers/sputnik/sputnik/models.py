@@ -1,0 +1,177 @@
+"""DynamoDB tables as PynamoDB models; template.yaml declares them, `bind_tables` names them."""
+
+import os
+from typing import Any
+
+from pynamodb.attributes import (
+    ListAttribute,
+    MapAttribute,
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from sputnik.settings import Settings, get_settings
+
+
+class UserModel(Model):
+    """A login with its argon2id hash; `!fail:` items count failed logins for lockout."""
+
+    class Meta:
+        table_name = "sputnik-users"
+
+    login = UnicodeAttribute(hash_key=True)
+    password_hash = UnicodeAttribute(null=True)
+    created = UnicodeAttribute(null=True)
+    failures = NumberAttribute(null=True)
+    window_start = NumberAttribute(null=True)
+    locked_until = NumberAttribute(null=True)
+    expires = TTLAttribute(null=True)
+
+
+class CounterModel(Model):
+    """An atomic integer sequence, such as the next project id."""
+
+    class Meta:
+        table_name = "sputnik-counters"
+
+    name = UnicodeAttribute(hash_key=True)
+    value = NumberAttribute(default=0)
+
+
+class ProjectsByLogin(GlobalSecondaryIndex["ProjectModel"]):
+    """Projects of one login, by id."""
+
+    class Meta:
+        index_name = "by_login"
+        projection = AllProjection()
+
+    login = UnicodeAttribute(hash_key=True)
+    project_id = NumberAttribute(range_key=True)
+
+
+class ProjectModel(Model):
+    """A user's project: a border (WKT, lon/lat), a date range and the MGRS tiles it touches."""
+
+    class Meta:
+        table_name = "sputnik-projects"
+
+    project_id = NumberAttribute(hash_key=True)
+    login = UnicodeAttribute()
+    name = UnicodeAttribute()
+    start_date = UnicodeAttribute(null=True)
+    end_date = UnicodeAttribute(null=True)
+    border = UnicodeAttribute()
+    tiles = ListAttribute(of=UnicodeAttribute, default=list)
+    created = UnicodeAttribute()
+    by_login = ProjectsByLogin()
+
+
+class ProjectTileModel(Model):
+    """One (MGRS tile, project) pair, carrying what ingest needs to match a scene in one Query."""
+
+    class Meta:
+        table_name = "sputnik-project-tiles"
+
+    tile = UnicodeAttribute(hash_key=True)
+    project_id = NumberAttribute(range_key=True)
+    login = UnicodeAttribute()
+    border = UnicodeAttribute()
+    start_date = UnicodeAttribute(null=True)
+    end_date = UnicodeAttribute(null=True)
+
+
+class ScenesByTile(GlobalSecondaryIndex["SceneModel"]):
+    """Scenes of one MGRS tile, by date."""
+
+    class Meta:
+        index_name = "by_tile"
+        projection = AllProjection()
+
+    tile = UnicodeAttribute(hash_key=True)
+    date_scene = UnicodeAttribute(range_key=True)
+
+
+class SceneModel(Model):
+    """The archive catalogue: one Sentinel-2 scene as its STAC item describes it."""
+
+    class Meta:
+        table_name = "sputnik-scenes"
+
+    scene_id = UnicodeAttribute(hash_key=True)
+    tile = UnicodeAttribute()
+    date = UnicodeAttribute()
+    date_scene = UnicodeAttribute()
+    datetime = UnicodeAttribute()
+    footprint = UnicodeAttribute()
+    bbox = ListAttribute(of=NumberAttribute)
+    filename = UnicodeAttribute()
+    cloud_cover = NumberAttribute(null=True)
+    epsg = NumberAttribute(null=True)
+    assets = MapAttribute[str, Any](default=dict)
+    item_key = UnicodeAttribute()
+    sequencer = UnicodeAttribute()
+    by_tile = ScenesByTile()
+
+
+class MetaModel(Model):
+    """A scene matched to a project: what /meta/dates and /meta/list serve."""
+
+    class Meta:
+        table_name = "sputnik-meta"
+
+    project_id = NumberAttribute(hash_key=True)
+    date_scene = UnicodeAttribute(range_key=True)
+    scene_id = UnicodeAttribute()
+    date = UnicodeAttribute()
+    border = UnicodeAttribute()
+    filename = UnicodeAttribute()
+    xg0 = NumberAttribute()
+    xg1 = NumberAttribute()
+    yg0 = NumberAttribute()
+    yg1 = NumberAttribute()
+    border_gj = UnicodeAttribute()
+    sequencer = UnicodeAttribute()
+
+
+class ProductModel(Model):
+    """A product made for a project (an RGB COG, ...) and where it lies in S3."""
+
+    class Meta:
+        table_name = "sputnik-products"
+
+    project_id = NumberAttribute(hash_key=True)
+    product_id = UnicodeAttribute(range_key=True)
+    kind = UnicodeAttribute()
+    scene_id = UnicodeAttribute(null=True)
+    date = UnicodeAttribute(null=True)
+    key = UnicodeAttribute()
+
+
+TABLES: dict[type[Model], str] = {
+    UserModel: "users_table",
+    CounterModel: "counters_table",
+    ProjectModel: "projects_table",
+    ProjectTileModel: "project_tiles_table",
+    SceneModel: "scenes_table",
+    MetaModel: "meta_table",
+    ProductModel: "products_table",
+}
+
+
+def bind_tables(settings: Settings | None = None) -> None:
+    """Point every model at the table names, region and endpoint of this environment."""
+    settings = settings or get_settings()
+    host = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL")
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or settings.region
+    for model, field in TABLES.items():
+        model.Meta.table_name = getattr(settings, field)
+        model.Meta.region = region
+        model.Meta.host = host
+        # PynamoDB caches a connection bound to the old name and host: drop it.
+        model._connection = None
+
+
+bind_tables()

@@ -1,11 +1,20 @@
-"""Shared test fixtures: paths to the real public data beside the repository."""
+"""Shared test fixtures: the local stack (moto + HTTP front), users, and the real public data."""
 
+import itertools
+import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import botocore.client
+import httpx
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO.parent / "shared" / "fixtures"
+TEMPLATE = REPO / "template.yaml"
+PASSWORD = "correct horse battery"
+_logins = itertools.count()
 
 
 @pytest.fixture(scope="session")
@@ -14,3 +23,85 @@ def fixtures_dir() -> Path:
     if not FIXTURES.is_dir():
         pytest.fail(f"real fixtures missing: expected {FIXTURES}")
     return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Any]:
+    """The local stack built from template.yaml, one per test process."""
+    from sputnik.local.stack import LocalStack, free_port
+
+    with LocalStack(TEMPLATE, aws_port=free_port()) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def front(stack: Any) -> Iterator[Any]:
+    """The local HTTP front of the stack, on a free port."""
+    from sputnik.local.front import Front
+    from sputnik.local.stack import free_port
+
+    served = Front(stack, port=free_port()).start()
+    yield served
+    served.stop()
+
+
+def new_user(prefix: str = "user") -> tuple[str, str]:
+    """Create a fresh login in the stack and return (login, password)."""
+    from sputnik import auth
+
+    login = f"{prefix}{os.getpid()}-{next(_logins)}"
+    auth.add_user(login, PASSWORD)
+    return login, PASSWORD
+
+
+@pytest.fixture
+def user(stack: Any) -> tuple[str, str]:
+    """A fresh login with a password."""
+    return new_user()
+
+
+@pytest.fixture
+def api(front: Any, user: tuple[str, str]) -> Iterator[httpx.Client]:
+    """An HTTP client for the local API, logged in as a fresh user."""
+    with httpx.Client(base_url=front.url, auth=user, timeout=60) as client:
+        yield client
+
+
+@pytest.fixture
+def anon(front: Any) -> Iterator[httpx.Client]:
+    """An HTTP client for the local API without credentials."""
+    with httpx.Client(base_url=front.url, timeout=60) as client:
+        yield client
+
+
+class DynamoCalls:
+    """Every DynamoDB operation the code under test makes, by name."""
+
+    def __init__(self) -> None:
+        self.ops: list[str] = []
+
+    def count(self, op: str) -> int:
+        """How many times one operation was called."""
+        return self.ops.count(op)
+
+
+@pytest.fixture(autouse=True)
+def dynamo_calls(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[DynamoCalls]:
+    """Record DynamoDB calls and fail any test whose code Scans (unless marked `allow_scan`)."""
+    calls = DynamoCalls()
+    original = botocore.client.BaseClient._make_api_call
+
+    def recording(self: Any, operation_name: str, api_params: Any) -> Any:
+        if self.meta.service_model.service_name == "dynamodb":
+            calls.ops.append(operation_name)
+        return original(self, operation_name, api_params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", recording)
+    yield calls
+    if "Scan" in calls.ops and request.node.get_closest_marker("allow_scan") is None:
+        pytest.fail("a DynamoDB Scan was made; request paths must Query or GetItem")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Declare the markers."""
+    config.addinivalue_line("markers", "allow_scan: the test exercises an admin command that may Scan")

@@ -81,14 +81,14 @@ class LocalFunction:
 
     def invoke(self, event: dict[str, Any]) -> Any:
         """Run the handler on an event, as Lambda would."""
-        try:
-            asyncio.get_event_loop()
-        except RuntimeError:
-            # Lambda runs handlers on a main thread that has a loop; Mangum expects one.
-            asyncio.set_event_loop(asyncio.new_event_loop())
+        if getattr(_thread_loops, "loop", None) is None:
+            # Lambda runs handlers on a thread that has an event loop; Mangum expects one.
+            _thread_loops.loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(_thread_loops.loop)
         return self.handler()(event, LambdaContext(self.name))
 
 
+_thread_loops = threading.local()
 # Function name -> function, for the moto patch below (moto's Lambda model is process-wide).
 _FUNCTIONS: dict[str, LocalFunction] = {}
 _EXPECTED_INVOKE = ["self", "body", "request_headers", "response_headers"]
@@ -155,14 +155,13 @@ class LocalStack:
         self._server.start()
         self._environment()
         patch_moto_lambda()
-        # Step Functions only executes ASL when asked; Lambda must not look for Docker.
+        # Step Functions only executes ASL when asked. Lambda keeps moto's default "Docker" mode so
+        # that its invocations reach LambdaFunction.invoke, which patch_moto_lambda replaced.
         import urllib.request
 
         req = urllib.request.Request(  # noqa: S310 - http to our own loopback endpoint
             f"{self.endpoint}/moto-api/config",
-            data=json.dumps(
-                {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
-            ).encode(),
+            data=json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode(),
             method="POST",
         )
         urllib.request.urlopen(req).read()  # noqa: S310 - as above

@@ -1,0 +1,145 @@
+"""HTTP Basic auth: argon2id, constant cost for unknown logins, lockout, the verified-credential cache."""
+
+from typing import Any
+
+import httpx
+import pytest
+
+from sputnik import auth
+from sputnik.errors import InvalidInput, Unauthorized
+from sputnik.models import UserModel
+from tests.conftest import PASSWORD, new_user
+
+
+def test_password_is_stored_as_argon2id(stack: Any, user: tuple[str, str]) -> None:
+    stored = UserModel.get(user[0]).password_hash
+    assert stored.startswith("$argon2id$")
+    assert PASSWORD not in stored
+
+
+def test_right_password_passes(stack: Any, user: tuple[str, str]) -> None:
+    assert auth.authenticate(*user) == user[0]
+
+
+@pytest.mark.parametrize("login,password", [("nobody-here", PASSWORD), ("", ""), ("Bad Login!", "x")])
+def test_unknown_or_malformed_login_is_refused(stack: Any, login: str, password: str) -> None:
+    with pytest.raises(Unauthorized):
+        auth.authenticate(login, password)
+
+
+def _count_verifies(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record each argon2 verification."""
+    seen: list[str] = []
+    real = auth._verify
+
+    def counting(password_hash: str, password: str) -> bool:
+        seen.append(password_hash)
+        return real(password_hash, password)
+
+    monkeypatch.setattr(auth, "_verify", counting)
+    return seen
+
+
+def test_unknown_login_costs_one_verify_like_a_wrong_password(
+    stack: Any, user: tuple[str, str], monkeypatch: pytest.MonkeyPatch, dynamo_calls: Any
+) -> None:
+    seen = _count_verifies(monkeypatch)
+    dynamo_calls.ops.clear()
+    with pytest.raises(Unauthorized):
+        auth.authenticate(user[0], "wrong password")
+    known_ops = list(dynamo_calls.ops)
+    dynamo_calls.ops.clear()
+    with pytest.raises(Unauthorized):
+        auth.authenticate(user[0] + "-missing", "wrong password")
+    # Same number of argon2 verifies and the same DynamoDB calls: timing tells nothing.
+    assert len(seen) == 2
+    assert dynamo_calls.ops == known_ops
+
+
+def test_lockout_refuses_the_right_password_and_looks_like_a_wrong_one(stack: Any, front: Any) -> None:
+    login, password = new_user("locked")
+    for _ in range(auth.MAX_FAILURES + 1):
+        r = httpx.get(f"{front.url}/project/list", auth=(login, "wrong"))
+        assert r.status_code == 401
+    locked = httpx.get(f"{front.url}/project/list", auth=(login, password))
+    assert locked.status_code == 401
+    unknown = httpx.get(f"{front.url}/project/list", auth=(login + "-x", "wrong"))
+    # The lock answers exactly as a wrong password or an unknown login would.
+    assert locked.json() == unknown.json()
+    assert locked.headers["www-authenticate"] == unknown.headers["www-authenticate"]
+
+
+def test_failures_below_the_limit_do_not_lock(stack: Any) -> None:
+    login, password = new_user("almost")
+    for _ in range(auth.MAX_FAILURES):
+        with pytest.raises(Unauthorized):
+            auth.authenticate(login, "wrong")
+    assert auth.authenticate(login, password) == login
+    # A success forgives earlier failures.
+    with pytest.raises(Unauthorized):
+        auth.authenticate(login, "wrong")
+    assert auth.authenticate(login, password) == login
+
+
+def test_lock_expires(stack: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    login, password = new_user("expiring")
+    for _ in range(auth.MAX_FAILURES + 1):
+        with pytest.raises(Unauthorized):
+            auth.authenticate(login, "wrong")
+    with pytest.raises(Unauthorized):
+        auth.authenticate(login, password)
+    now = auth.time.time()
+    monkeypatch.setattr(auth.time, "time", lambda: now + auth.LOCK_SECONDS + 1)
+    assert auth.authenticate(login, password) == login
+
+
+def test_verified_credentials_are_cached_briefly(
+    stack: Any, user: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    auth.clear_cache()
+    seen = _count_verifies(monkeypatch)
+    auth.authenticate(*user)
+    auth.authenticate(*user)
+    assert len(seen) == 1
+    now = auth.time.time()
+    monkeypatch.setattr(auth.time, "time", lambda: now + auth.CACHE_SECONDS + 1)
+    auth.authenticate(*user)
+    assert len(seen) == 2
+    # A wrong password is never served from the cache.
+    with pytest.raises(Unauthorized):
+        auth.authenticate(user[0], user[1] + "x")
+
+
+def test_removed_user_is_refused(stack: Any) -> None:
+    login, password = new_user("removed")
+    auth.authenticate(login, password)
+    auth.remove_user(login)
+    with pytest.raises(Unauthorized):
+        auth.authenticate(login, password)
+
+
+@pytest.mark.parametrize(
+    "login,password", [("ok-login", "short"), ("Upper", PASSWORD), ("!fail:x", PASSWORD)]
+)
+def test_add_user_rejects_bad_input(stack: Any, login: str, password: str) -> None:
+    with pytest.raises(InvalidInput):
+        auth.add_user(login, password)
+
+
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("GET", "/project/list"),
+        ("GET", "/project/info?project_id=1"),
+        ("POST", "/project/new"),
+    ],
+)
+@pytest.mark.parametrize("credentials", [None, ("nobody", "x"), "wrong"])
+def test_every_route_demands_basic_auth(
+    front: Any, user: tuple[str, str], method: str, path: str, credentials: Any
+) -> None:
+    creds = (user[0], "wrong-password") if credentials == "wrong" else credentials
+    r = httpx.request(method, front.url + path, auth=creds, json={})
+    assert r.status_code == 401
+    assert r.headers["www-authenticate"].startswith("Basic")
+    assert r.json() == {"detail": "authentication required" if credentials is None else "invalid credentials"}

@@ -1,0 +1,58 @@
+"""The `sputnik users` command against the local stack through AWS_ENDPOINT_URL."""
+
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from sputnik import auth
+
+
+def _sputnik(stack: Any, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """Run the CLI in a fresh process pointed at the stack, as a user would."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SPUTNIK_"))}
+    env["AWS_ENDPOINT_URL"] = stack.endpoint
+    return subprocess.run(
+        [sys.executable, "-m", "sputnik.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.allow_scan
+def test_users_add_list_remove(stack: Any) -> None:
+    login = f"cli{os.getpid()}"
+    added = _sputnik(stack, "users", "add", login, "--password-stdin", stdin="a long password\n")
+    assert added.returncode == 0, added.stderr
+    assert auth.authenticate(login, "a long password") == login
+    listed = _sputnik(stack, "users", "list")
+    assert login in listed.stdout.split()
+    assert not any(line.startswith("!") for line in listed.stdout.split())
+    removed = _sputnik(stack, "users", "remove", login)
+    assert removed.returncode == 0, removed.stderr
+    assert login not in _sputnik(stack, "users", "list").stdout.split()
+
+
+def test_users_add_rejects_a_short_password(stack: Any) -> None:
+    result = _sputnik(stack, "users", "add", "shorty", "--password-stdin", stdin="abc\n")
+    assert result.returncode == 1
+    assert "at least" in result.stderr
+
+
+def test_users_remove_unknown(stack: Any) -> None:
+    result = _sputnik(stack, "users", "remove", "no-such-login")
+    assert result.returncode == 1
+    assert "no user" in result.stderr
+
+
+@pytest.mark.allow_scan
+def test_scan_guard_sees_scans(stack: Any, dynamo_calls: Any) -> None:
+    # The autouse guard fails every test that Scans; here it must have seen this admin Scan.
+    auth.list_users()
+    assert dynamo_calls.count("Scan") == 1

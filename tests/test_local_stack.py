@@ -1,0 +1,169 @@
+"""The local stack: template-driven resources, in-process Lambda dispatch, S3 events, Step Functions."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from moto.awslambda.models import LambdaFunction
+
+from sputnik.local import stack as stack_module
+from sputnik.local.front import Front, build_event, handle, parse_result
+from sputnik.local.stack import LocalStack, free_port
+from sputnik.local.template import Route, Template
+from sputnik.settings import Settings
+from tests.conftest import REPO, TEMPLATE
+
+MINI = Path(__file__).parent / "data" / "mini" / "template.yaml"
+
+
+@pytest.fixture(scope="module")
+def mini() -> Iterator[LocalStack]:
+    """A second stack from a tiny template; the process environment is restored afterwards."""
+    saved = dict(os.environ)
+    with LocalStack(MINI, aws_port=free_port(), stack_name="mini") as running:
+        yield running
+    os.environ.clear()
+    os.environ.update(saved)
+    from sputnik.models import bind_tables
+    from sputnik.settings import get_settings
+
+    get_settings.cache_clear()
+    bind_tables()
+
+
+def test_lambda_invoke_runs_the_real_handler(mini: LocalStack) -> None:
+    lam = mini.client("lambda")
+    out = lam.invoke(FunctionName="mini-EchoFunction", Payload=json.dumps({"n": 21}))
+    assert json.loads(out["Payload"].read()) == {"doubled": 42}
+    failed = lam.invoke(FunctionName="mini-EchoFunction", Payload=json.dumps({"fail": True}))
+    assert failed["FunctionError"] == "Unhandled"
+    assert json.loads(failed["Payload"].read())["errorType"] == "ValueError"
+
+
+def test_s3_notification_invokes_the_function_with_its_filter(mini: LocalStack) -> None:
+    s3 = mini.client("s3")
+    bucket = mini.template.physical_name("DropBucket")
+    s3.put_object(Bucket=bucket, Key="in/a b+c.txt", Body=b"x")
+    s3.put_object(Bucket=bucket, Key="elsewhere/b.txt", Body=b"x")
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])}
+    # The function decoded the URL-encoded key S3 sent; the prefix filter kept the other out.
+    assert "out/a b+c.txt" in keys
+    assert not any(k.startswith("out/elsewhere") for k in keys)
+
+
+def test_state_machine_executes_the_asl_with_lambda_tasks(mini: LocalStack) -> None:
+    sfn = mini.client("stepfunctions")
+    arn = mini.template.arn("DoubleMachine")
+    execution = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"n": 5}))["executionArn"]
+    for _ in range(100):
+        described = sfn.describe_execution(executionArn=execution)
+        if described["status"] != "RUNNING":
+            break
+        time.sleep(0.1)
+    assert described["status"] == "SUCCEEDED"
+    assert json.loads(described["output"]) == {"doubled": 10}
+
+
+def test_http_front_routes_as_httpapi(mini: LocalStack) -> None:
+    front = Front(mini, port=free_port()).start()
+    try:
+        hello = httpx.get(f"{front.url}/hello/world?x=1")
+        assert hello.json() == {
+            "route": "GET /hello/{name}",
+            "params": {"name": "world"},
+            "fn": "mini-EchoFunction",
+        }
+        files = httpx.post(f"{front.url}/files/a/b/c.tif", content=b"\x00\x01")
+        assert files.json()["params"] == {"proxy": "a/b/c.tif"}
+        assert httpx.get(f"{front.url}/hello").status_code == 404
+        assert httpx.get(f"{front.url}/hello/a/b").status_code == 404
+    finally:
+        front.stop()
+
+
+def test_moto_patch_fails_loudly_when_moto_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    def changed(self: Any, body: str) -> str:
+        return ""
+
+    monkeypatch.setattr(LambdaFunction, "invoke", changed)
+    with pytest.raises(RuntimeError, match=r"moto.s LambdaFunction\.invoke changed"):
+        stack_module.patch_moto_lambda()
+
+
+def test_routes_prefer_exact_then_literal_then_greedy() -> None:
+    routes = sorted(
+        [Route("GET", "/cog/{proxy+}", "A"), Route("GET", "/cog/info", "B"), Route("GET", "/cog/{x}", "C")],
+        key=lambda r: r.specificity,
+    )
+    assert [r.function for r in routes] == ["B", "C", "A"]
+    assert routes[2].match("GET", "/cog/tiles/1/2/3.png") == {"proxy": "tiles/1/2/3.png"}
+    assert routes[0].match("POST", "/cog/info") is None
+
+
+def test_event_is_api_gateway_http_v2() -> None:
+    event = build_event(
+        "GET /project/info", "GET", "/project/info?project_id=1&a=x&a=y", {"Authorization": "Basic eA=="}, b""
+    )
+    assert event["version"] == "2.0"
+    assert event["rawQueryString"] == "project_id=1&a=x&a=y"
+    assert event["queryStringParameters"] == {"project_id": "1", "a": "x,y"}
+    assert event["headers"]["authorization"] == "Basic eA=="
+    assert event["requestContext"]["http"]["method"] == "GET"
+    assert parse_result({"statusCode": 204, "body": ""}).status == 204
+
+
+def test_projects_handler_answers_a_raw_http_api_event_through_mangum(stack: LocalStack) -> None:
+    # The exact shape API Gateway sends (payload format 2.0), not one built by our own front.
+    event = {
+        "version": "2.0",
+        "routeKey": "GET /project/list",
+        "rawPath": "/project/list",
+        "rawQueryString": "",
+        "headers": {"host": "abc.execute-api.us-east-1.amazonaws.com", "x-forwarded-proto": "https"},
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "abc",
+            "domainName": "abc.execute-api.us-east-1.amazonaws.com",
+            "http": {"method": "GET", "path": "/project/list", "protocol": "HTTP/1.1", "sourceIp": "1.2.3.4"},
+            "requestId": "id",
+            "routeKey": "GET /project/list",
+            "stage": "$default",
+            "timeEpoch": 0,
+        },
+        "isBase64Encoded": False,
+    }
+    result = stack.invoke(stack.function_for("ProjectsFunction"), event)
+    assert result["statusCode"] == 401
+    assert result["headers"]["www-authenticate"].startswith("Basic")
+
+
+def test_unknown_route_is_404_without_calling_a_function(stack: LocalStack) -> None:
+    assert handle(stack, "GET", "/nothing/here", {}).status == 404
+
+
+def test_settings_defaults_are_the_local_stack_names() -> None:
+    # One source of truth: what the CLI assumes locally is what the template yields.
+    template = Template.load(TEMPLATE)
+    env = template.function_environment("ProjectsFunction")
+    defaults = Settings.model_construct()
+    for key, value in env.items():
+        if key.startswith("SPUTNIK_"):
+            assert getattr(defaults, key.removeprefix("SPUTNIK_").lower()) == value
+
+
+def test_projects_function_does_not_import_the_imagery_stack() -> None:
+    code = (
+        "import importlib.util, sys;"
+        "spec = importlib.util.spec_from_file_location('fn', 'functions/projects/app.py');"
+        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m);"
+        "print(sorted(k for k in ('rasterio', 'rio_tiler', 'titiler', 'moto') if k in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

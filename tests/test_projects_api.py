@@ -1,0 +1,188 @@
+"""/project/new, /project/list and /project/info through the local stack's HTTP front."""
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import pytest
+import shapely
+
+from sputnik.models import ProjectModel, ProjectTileModel
+from tests.conftest import new_user
+
+SQUARE = {
+    "type": "Polygon",
+    "coordinates": [[[15.0, 46.0], [15.4, 46.0], [15.4, 46.3], [15.0, 46.3], [15.0, 46.0]]],
+}
+
+
+def project_body(**overrides: Any) -> dict[str, Any]:
+    """A valid /project/new body, with some fields replaced."""
+    body = {"name": "Ljubljana fields", "start_date": "2021-04-01", "end_date": "2021-09-30"}
+    body["border"] = json.dumps(SQUARE)
+    body.update(overrides)
+    return body
+
+
+def test_create_then_list_and_info(api: httpx.Client) -> None:
+    r = api.post("/project/new", json=project_body())
+    assert r.status_code == 200, r.text
+    project_id = r.json()["project_id"]
+    assert isinstance(project_id, int)
+
+    listed = api.get("/project/list").json()["projects"]
+    assert [p["project_id"] for p in listed] == [project_id]
+    assert listed[0]["name"] == "Ljubljana fields"
+
+    info = api.get("/project/info", params={"project_id": project_id}).json()
+    assert set(info) == {"project_id", "login", "name", "start_date", "end_date", "border", "border_gj"}
+    assert info["name"] == "Ljubljana fields"
+    assert (info["start_date"], info["end_date"]) == ("2021-04-01", "2021-09-30")
+    border = shapely.from_wkt(info["border"])
+    assert border.equals(shapely.geometry.shape(SQUARE))
+    assert shapely.geometry.shape(json.loads(info["border_gj"])).equals(border)
+
+
+def test_project_records_its_mgrs_tiles(api: httpx.Client) -> None:
+    project_id = api.post("/project/new", json=project_body()).json()["project_id"]
+    stored = ProjectModel.get(project_id)
+    # 15.0-15.4 E, 46.0-46.3 N lies in UTM zone 33, band T.
+    assert "33TWM" in stored.tiles or "33TWL" in stored.tiles
+    rows = {t: ProjectTileModel.get(t, project_id) for t in stored.tiles}
+    assert all(row.border == stored.border for row in rows.values())
+
+
+@pytest.mark.parametrize(
+    "border",
+    [
+        {"type": "Feature", "properties": {}, "geometry": SQUARE},
+        {
+            "type": "FeatureCollection",
+            "features": [{"type": "Feature", "properties": {}, "geometry": SQUARE}],
+        },
+        {"type": "MultiPolygon", "coordinates": [SQUARE["coordinates"]]},
+    ],
+)
+@pytest.mark.parametrize("as_text", [True, False])
+def test_border_accepts_geometry_feature_collection_text_or_object(
+    api: httpx.Client, border: dict[str, Any], as_text: bool
+) -> None:
+    body = project_body(border=json.dumps(border) if as_text else border)
+    r = api.post("/project/new", json=body)
+    assert r.status_code == 200, r.text
+    info = api.get("/project/info", params={"project_id": r.json()["project_id"]}).json()
+    assert shapely.from_wkt(info["border"]).equals(shapely.geometry.shape(SQUARE))
+
+
+def test_dates_are_optional(api: httpx.Client) -> None:
+    r = api.post("/project/new", json={"name": "no dates", "border": json.dumps(SQUARE)})
+    assert r.status_code == 200
+    info = api.get("/project/info", params={"project_id": r.json()["project_id"]}).json()
+    assert info["start_date"] is None and info["end_date"] is None
+
+
+BOW_TIE = {"type": "Polygon", "coordinates": [[[15, 46], [15.2, 46.2], [15.2, 46], [15, 46.2], [15, 46]]]}
+HUGE = {"type": "Polygon", "coordinates": [[[0, 0], [20, 0], [20, 20], [0, 20], [0, 0]]]}
+STRIP = {"type": "Polygon", "coordinates": [[[-179, 10], [179, 10], [179, 10.05], [-179, 10.05], [-179, 10]]]}
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        ({"name": ""}, "name must not be empty"),
+        ({"name": "   "}, "name must not be empty"),
+        ({"name": "x" * 201}, "at most 200"),
+        ({"start_date": "2021/04/01"}, "start_date must be a date"),
+        ({"end_date": "01-09-2021"}, "end_date must be a date"),
+        ({"start_date": "2021-02-30"}, "not a real date"),
+        ({"start_date": "2021-10-01", "end_date": "2021-09-30"}, "start_date is after end_date"),
+        ({"border": "not json"}, "not valid JSON"),
+        ({"border": "[1, 2]"}, "GeoJSON object"),
+        ({"border": json.dumps({"type": "Banana"})}, "not GeoJSON"),
+        ({"border": json.dumps({"type": "Point", "coordinates": [15, 46]})}, "not Point"),
+        (
+            {"border": json.dumps({"type": "LineString", "coordinates": [[15, 46], [16, 47]]})},
+            "not LineString",
+        ),
+        ({"border": json.dumps({"type": "Polygon", "coordinates": []})}, "empty"),
+        ({"border": json.dumps({"type": "Polygon", "coordinates": [[[15, 46], [16, 46]]]})}, "malformed"),
+        ({"border": json.dumps({"type": "Polygon", "coordinates": "x"})}, "malformed"),
+        ({"border": json.dumps({"type": "FeatureCollection", "features": []})}, "empty"),
+        ({"border": json.dumps({"type": "Feature", "geometry": None})}, "no geometry"),
+        (
+            {
+                "border": json.dumps(
+                    {"type": "Polygon", "coordinates": [[[200, 46], [201, 46], [201, 47], [200, 46]]]}
+                )
+            },
+            "lon/lat",
+        ),
+        (
+            {
+                "border": json.dumps(
+                    {"type": "Polygon", "coordinates": [[[15, 95], [16, 95], [16, 96], [15, 95]]]}
+                )
+            },
+            "lon/lat",
+        ),
+        ({"border": json.dumps(BOW_TIE)}, "Self-intersection"),
+        ({"border": json.dumps(HUGE)}, "more than the limit"),
+        ({"border": json.dumps(STRIP)}, "Sentinel-2 tiles; the limit is"),
+    ],
+)
+def test_bad_input_gets_a_clear_4xx_and_leaves_nothing(
+    api: httpx.Client, overrides: dict[str, Any], message: str
+) -> None:
+    r = api.post("/project/new", json=project_body(**overrides))
+    assert r.status_code == 422, r.text
+    assert message in json.dumps(r.json()["detail"])
+    assert api.get("/project/list").json() == {"projects": []}
+
+
+@pytest.mark.parametrize("body", [{}, {"name": "x"}, {"border": "{}"}, "not an object"])
+def test_missing_fields_are_422(api: httpx.Client, body: Any) -> None:
+    assert api.post("/project/new", json=body).status_code == 422
+
+
+@pytest.mark.parametrize("project_id", ["abc", "1.5", "", "99999999999999999999999"])
+def test_info_rejects_non_integer_ids(api: httpx.Client, project_id: str) -> None:
+    r = api.get("/project/info", params={"project_id": project_id})
+    assert r.status_code in (404, 422)
+
+
+def test_info_needs_project_id(api: httpx.Client) -> None:
+    assert api.get("/project/info").status_code == 422
+
+
+def test_another_users_project_is_404_like_an_unknown_one(api: httpx.Client, front: Any) -> None:
+    project_id = api.post("/project/new", json=project_body()).json()["project_id"]
+    with httpx.Client(base_url=front.url, auth=new_user("other")) as other:
+        foreign = other.get("/project/info", params={"project_id": project_id})
+        unknown = other.get("/project/info", params={"project_id": 10**9})
+        assert other.get("/project/list").json() == {"projects": []}
+    assert foreign.status_code == unknown.status_code == 404
+    assert foreign.json()["detail"].replace(str(project_id), "N") == unknown.json()["detail"].replace(
+        str(10**9), "N"
+    )
+
+
+def test_fifty_parallel_creates_get_fifty_distinct_ids(api: httpx.Client, front: Any) -> None:
+    def create(i: int) -> int:
+        with httpx.Client(base_url=front.url, auth=api.auth, timeout=120) as client:
+            r = client.post("/project/new", json=project_body(name=f"parallel {i}"))
+            assert r.status_code == 200, r.text
+            return int(r.json()["project_id"])
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        ids = list(pool.map(create, range(50)))
+    assert len(set(ids)) == 50
+    listed = api.get("/project/list").json()["projects"]
+    assert sorted(p["project_id"] for p in listed) == sorted(ids)
+    assert {p["name"] for p in listed} == {f"parallel {i}" for i in range(50)}
+
+
+def test_undeclared_routes_are_404_as_on_api_gateway(api: httpx.Client) -> None:
+    for path in ("/docs", "/openapi.json", "/project", "/project/delete", "/project/list/extra"):
+        assert api.get(path).status_code == 404
+    assert api.delete("/project/info", params={"project_id": 1}).status_code == 404

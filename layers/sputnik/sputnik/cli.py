@@ -74,6 +74,24 @@ def cmd_local(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_archive(args: argparse.Namespace) -> int:
+    """Write generated scenes (or a real scene folder) into an archive bucket."""
+    import boto3
+
+    from sputnik.archive import generate_archive, upload_fixture_scene
+    from sputnik.settings import get_settings
+
+    s3 = boto3.client("s3")
+    bucket = args.bucket or get_settings().archive_bucket
+    if args.archive_cmd == "generate":
+        keys = generate_archive(s3, bucket, args.tiles, args.dates, size=args.size, seed=args.seed)
+    else:
+        keys = [upload_fixture_scene(s3, bucket, Path(args.folder))]
+    for key in keys:
+        print(f"s3://{bucket}/{key}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = argparse.ArgumentParser(prog="sputnik", description=__doc__)
@@ -91,6 +109,18 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument("login")
     users_sub.add_parser("list", help="list logins")
     users.set_defaults(func=cmd_users)
+
+    archive = sub.add_parser("archive", help="write scenes into the archive bucket (ingested by its events)")
+    archive.add_argument("--bucket", help="bucket to write to (default: the stack's archive bucket)")
+    archive_sub = archive.add_subparsers(dest="archive_cmd", required=True)
+    generate = archive_sub.add_parser("generate", help="generate realistic scenes in the Earth Search layout")
+    generate.add_argument("--tiles", nargs="+", required=True, help="MGRS tiles, e.g. 33TWL 33TXL")
+    generate.add_argument("--dates", nargs="+", required=True, help="dates as YYYY-MM-DD")
+    generate.add_argument("--size", type=int, default=256, help="pixels per side of each COG")
+    generate.add_argument("--seed", type=int, default=0)
+    upload = archive_sub.add_parser("upload", help="copy a real scene folder (item + COGs) into the archive")
+    upload.add_argument("folder")
+    archive.set_defaults(func=cmd_archive)
 
     local = sub.add_parser("local", help="run the local stack (API + AWS endpoint) in the foreground")
     local.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))

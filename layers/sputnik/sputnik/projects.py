@@ -1,10 +1,12 @@
 """Projects: create, list and read a user's projects; a border maps to the MGRS tiles it touches."""
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+import boto3
 from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist
 from pynamodb.transactions import TransactWrite
@@ -13,6 +15,7 @@ from sputnik import geo, mgrs
 from sputnik.errors import InvalidInput, NotFound
 from sputnik.ids import next_id
 from sputnik.models import ProjectModel, ProjectTileModel
+from sputnik.settings import get_settings
 
 MAX_NAME = 200
 # One TransactWriteItems holds at most 100 items: the project and up to 99 tile rows.
@@ -89,7 +92,21 @@ def create_project(login: str, new: NewProject) -> ProjectModel:
                     end_date=new.end_date,
                 )
             )
+    request_backfill(int(project.project_id))
     return project
+
+
+def request_backfill(project_id: int) -> None:
+    """Ask IngestFunction, asynchronously, to bring in the scenes already catalogued for a project.
+
+    Asynchronous so the caller gets the id at once and Lambda retries a failed backfill itself;
+    every write of the backfill is idempotent, and scenes arriving meanwhile are matched by ingest.
+    """
+    boto3.client("lambda").invoke(
+        FunctionName=get_settings().ingest_function,
+        InvocationType="Event",
+        Payload=json.dumps({"backfill_project": project_id}).encode(),
+    )
 
 
 def get_project(login: str, project_id: int) -> ProjectModel:

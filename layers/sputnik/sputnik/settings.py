@@ -23,6 +23,7 @@ class Settings(BaseSettings):
     products_table: str = "sputnik-ProductsTable"
     archive_bucket: str = "sputnik-archivebucket"
     products_bucket: str = "sputnik-productsbucket"
+    ingest_function: str = "sputnik-IngestFunction"
     region: str = "us-east-1"
 
 

@@ -3,9 +3,9 @@
 import logging
 import signal
 import threading
-from collections.abc import Callable
 from pathlib import Path
 
+from sputnik.local import demo
 from sputnik.local.front import Front
 from sputnik.local.stack import LocalStack
 
@@ -14,16 +14,17 @@ log = logging.getLogger("sputnik.local")
 DEMO_LOGIN = "demo"
 DEMO_PASSWORD = "demo"  # noqa: S105 - local stack only, documented in the README
 
-# Later features register loaders of demo data here (scenes, products, ...).
-DEMO_LOADERS: list[Callable[[LocalStack], str]] = []
-
 
 def load_demo(stack: LocalStack) -> list[str]:
-    """Create the demo user and run every demo-data loader; return what each loaded."""
+    """Create the demo user, upload the demo archive (ingested by S3 events) and demo projects."""
     from sputnik import auth
 
     auth.add_user(DEMO_LOGIN, DEMO_PASSWORD, demo=True)
-    return [f"user {DEMO_LOGIN} (password {DEMO_PASSWORD})"] + [loader(stack) for loader in DEMO_LOADERS]
+    return [
+        f"user {DEMO_LOGIN} (password {DEMO_PASSWORD})",
+        demo.load_scenes(stack),
+        demo.load_projects(DEMO_LOGIN),
+    ]
 
 
 def serve(template: Path, port: int = 8000, aws_port: int = 5000) -> None:
@@ -42,6 +43,7 @@ def serve(template: Path, port: int = 8000, aws_port: int = 5000) -> None:
             f"  AWS endpoint:     {stack.endpoint}  (AWS_ENDPOINT_URL for boto3, aws, sputnik users)\n"
             f"  demo data:        {'; '.join(loaded)}\n"
             f"  try:              curl -u demo:demo {front.url}/project/list\n"
+            f"                    curl -u demo:demo '{front.url}/meta/dates?project_id=1'\n"
             f"  stop:             Ctrl-C\n",
             flush=True,
         )

@@ -9,6 +9,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 import zipfile
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from typing import Any
 
 import boto3
 from moto.awslambda.models import LambdaFunction
+from moto.s3 import notifications as s3_notifications
 from moto.server import ThreadedMotoServer
 
 from sputnik.local.template import Route, Template
@@ -126,6 +128,34 @@ def patch_moto_lambda() -> None:
     LambdaFunction.invoke = _dispatching_invoke  # type: ignore[method-assign]
 
 
+_last_sequencer = 0
+_sequencer_lock = threading.Lock()
+
+
+def _next_sequencer() -> str:
+    """A strictly increasing hex sequencer, like the one S3 puts in every event of a key."""
+    global _last_sequencer
+    with _sequencer_lock:
+        _last_sequencer = max(_last_sequencer + 1, time.time_ns())
+        return f"{_last_sequencer:016X}"
+
+
+def patch_moto_s3_events() -> None:
+    """Give moto's S3 notifications the `sequencer` that real S3 events carry (moto leaves it out)."""
+    original = s3_notifications._get_s3_event
+    if getattr(original, "_sputnik", False):
+        return
+
+    def with_sequencer(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        event: dict[str, Any] = original(*args, **kwargs)
+        for record in event.get("Records", []):
+            record["s3"]["object"].setdefault("sequencer", _next_sequencer())
+        return event
+
+    with_sequencer._sputnik = True  # type: ignore[attr-defined]
+    s3_notifications._get_s3_event = with_sequencer
+
+
 def free_port() -> int:
     """Ask the OS for a free TCP port on loopback."""
     with socket.socket() as s:
@@ -155,6 +185,7 @@ class LocalStack:
         self._server.start()
         self._environment()
         patch_moto_lambda()
+        patch_moto_s3_events()
         # Step Functions only executes ASL when asked. Lambda keeps moto's default "Docker" mode so
         # that its invocations reach LambdaFunction.invoke, which patch_moto_lambda replaced.
         import urllib.request

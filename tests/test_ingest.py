@@ -1,0 +1,375 @@
+"""Scene ingestion: S3 events through the local stack, both item schemas, duplicates, faults, order."""
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import botocore.client
+import httpx
+import pytest
+import shapely
+from botocore.exceptions import ClientError
+from pynamodb.exceptions import DoesNotExist
+
+from sputnik import ingest, stac
+from sputnik.archive import generate_archive, upload_fixture_scene
+from sputnik.models import MetaModel, SceneModel
+from sputnik.settings import get_settings
+from tests.conftest import new_user
+
+REAL_SCENE = "sentinel-cogs/sentinel-s2-l2a-cogs/29/R/KH/2020/2/S2A_29RKH_20200219_0_L2A"
+
+
+def box(lon0: float, lat0: float, lon1: float, lat1: float) -> str:
+    """A lon/lat box as GeoJSON text."""
+    ring = [[lon0, lat0], [lon1, lat0], [lon1, lat1], [lon0, lat1], [lon0, lat0]]
+    return json.dumps({"type": "Polygon", "coordinates": [ring]})
+
+
+def new_project(api: httpx.Client, border: str, start: str, end: str) -> int:
+    """Create a project and return its id."""
+    r = api.post("/project/new", json={"name": "p", "start_date": start, "end_date": end, "border": border})
+    assert r.status_code == 200, r.text
+    return int(r.json()["project_id"])
+
+
+def s3_event(key: str, bucket: str | None = None, sequencer: str | None = None) -> dict[str, Any]:
+    """An S3 ObjectCreated event as AWS sends it (key URL-encoded)."""
+    from urllib.parse import quote_plus
+
+    obj: dict[str, Any] = {"key": quote_plus(key, safe="/"), "size": 1}
+    if sequencer:
+        obj["sequencer"] = sequencer
+    return {
+        "Records": [
+            {
+                "eventSource": "aws:s3",
+                "eventName": "ObjectCreated:Put",
+                "eventTime": "2026-11-24T10:00:00.000Z",
+                "s3": {"bucket": {"name": bucket or get_settings().archive_bucket}, "object": obj},
+            }
+        ]
+    }
+
+
+def put_item(stack: Any, item: dict[str, Any], key: str | None = None) -> str:
+    """Write a STAC item into the archive at its layout key (the notification ingests it)."""
+    key = key or stac.parse_item(item).key
+    stack.client("s3").put_object(
+        Bucket=get_settings().archive_bucket, Key=key, Body=json.dumps(item).encode()
+    )
+    return key
+
+
+def test_generated_scenes_arrive_through_s3_notifications(stack: Any, api: httpx.Client) -> None:
+    project = new_project(api, box(15.9, 45.3, 16.3, 45.6), "2022-05-01", "2022-05-31")
+    s3 = stack.client("s3")
+    keys = generate_archive(
+        s3, get_settings().archive_bucket, ["33TWL", "33TXL"], ["2022-05-03", "2022-05-18"], 64
+    )
+    assert len(keys) == 4
+    dates = api.get("/meta/dates", params={"project_id": project}).json()
+    assert dates == {"dates": ["2022-05-03", "2022-05-18"]}
+    metas = api.get("/meta/list", params={"project_id": project, "date": "2022-05-03"}).json()["metas"]
+    by_id = {m["scene_id"]: m for m in metas}
+    assert set(by_id) <= {
+        "S2A_33TWL_20220503_0_L2A",
+        "S2B_33TWL_20220503_0_L2A",
+        "S2A_33TXL_20220503_0_L2A",
+    } | {f"S2{s}_33T{t}L_20220503_0_L2A" for s in "AB" for t in "WX"}
+    assert metas, "the project border lies in both tiles"
+    for meta in metas:
+        item = json.loads(
+            s3.get_object(Bucket=get_settings().archive_bucket, Key=_key_of(keys, meta))["Body"].read()
+        )
+        footprint = shapely.geometry.shape(item["geometry"])
+        assert shapely.from_wkb(bytes.fromhex(meta["border"])).equals_exact(footprint, 1e-9)
+        assert shapely.geometry.shape(json.loads(meta["border_gj"])).equals_exact(footprint, 1e-9)
+        assert (meta["xg0"], meta["yg0"], meta["xg1"], meta["yg1"]) == pytest.approx(footprint.bounds)
+        assert meta["filename"] == item["properties"]["sentinel:product_id"]
+        assert meta["project_id"] == project and meta["date"] == "2022-05-03"
+
+
+def _key_of(keys: list[str], meta: dict[str, Any]) -> str:
+    """The item key of a meta record's scene."""
+    return next(k for k in keys if k.endswith(f"/{meta['scene_id']}.json"))
+
+
+def test_scene_before_project_is_brought_in_by_project_creation(stack: Any, api: httpx.Client) -> None:
+    s3 = stack.client("s3")
+    generate_archive(s3, get_settings().archive_bucket, ["33TWL"], ["2022-08-02"], 32)
+    project = new_project(api, box(15.2, 45.3, 15.6, 45.6), "2022-08-01", "2022-08-03")
+    assert api.get("/meta/dates", params={"project_id": project}).json() == {"dates": ["2022-08-02"]}
+    # Outside the project's dates: not matched, in either order.
+    generate_archive(s3, get_settings().archive_bucket, ["33TWL"], ["2022-08-04"], 32)
+    assert api.get("/meta/dates", params={"project_id": project}).json() == {"dates": ["2022-08-02"]}
+
+
+def test_real_scene_with_cogs_ingests(stack: Any, api: httpx.Client, fixtures_dir: Path) -> None:
+    project = new_project(api, box(-11.6, 24.6, -11.2, 25.0), "2020-02-01", "2020-02-29")
+    upload_fixture_scene(stack.client("s3"), get_settings().archive_bucket, fixtures_dir / REAL_SCENE)
+    metas = api.get("/meta/list", params={"project_id": project, "date": "2020-02-19"}).json()["metas"]
+    assert [m["scene_id"] for m in metas] == ["S2A_29RKH_20200219_0_L2A"]
+    assert metas[0]["filename"] == "S2A_MSIL2A_20200219T112121_N0214_R037_T29RKH_20200219T135542" or metas[0][
+        "filename"
+    ].startswith("S2A_MSIL2A_20200219")
+
+
+@pytest.mark.parametrize(
+    "path,border,dates,filename",
+    [
+        (
+            "v0/S2A_31NBJ_20190524_0_L2A.json",
+            box(1.5, 0.3, 1.7, 0.5),
+            ("2019-05-01", "2019-05-31"),
+            "S2A_MSIL2A_20190524T101031_N0212_R022_T31NBJ_20190524T130304",
+        ),
+        ("v1/S2A_33TWN_20210629_0_L2A.json", box(15.2, 47.3, 15.4, 47.5), ("2021-06-01", "2021-06-30"), None),
+        (
+            "v1/S2B_24MUV_20250731_0_L2A.json",
+            box(-40.9, -4.0, -40.7, -3.8),
+            ("2025-07-31", "2025-07-31"),
+            None,
+        ),
+    ],
+)
+def test_real_items_of_both_schemas_ingest(
+    stack: Any,
+    api: httpx.Client,
+    fixtures_dir: Path,
+    path: str,
+    border: str,
+    dates: tuple[str, str],
+    filename: Any,
+) -> None:
+    item = json.loads((fixtures_dir / "stac-items" / path).read_text())
+    footprint = shapely.geometry.shape(item["geometry"])
+    if not shapely.from_geojson(border).intersects(footprint):
+        border = shapely.to_geojson(footprint.centroid.buffer(0.05))
+    project = new_project(api, border, *dates)
+    put_item(stack, item)
+    day = item["properties"]["datetime"][:10]
+    metas = api.get("/meta/list", params={"project_id": project, "date": day}).json()["metas"]
+    assert [m["scene_id"] for m in metas] == [item["id"]]
+    expected = filename or item["properties"]["s2:product_uri"].removesuffix(".SAFE")
+    assert metas[0]["filename"] == expected
+
+
+def test_duplicate_and_concurrent_deliveries_leave_one_record(stack: Any, api: httpx.Client) -> None:
+    project = new_project(api, box(15.2, 45.3, 15.6, 45.6), "2022-09-01", "2022-09-30")
+    keys = generate_archive(stack.client("s3"), get_settings().archive_bucket, ["33TWL"], ["2022-09-09"], 32)
+    event = s3_event(keys[0])
+    ingest.handle_event(event)
+    threads = [threading.Thread(target=ingest.handle_event, args=(event,)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(list(MetaModel.query(project))) == 1
+    assert api.get("/meta/dates", params={"project_id": project}).json() == {"dates": ["2022-09-09"]}
+
+
+def test_an_older_event_never_overwrites_newer_data(stack: Any, fixtures_dir: Path) -> None:
+    item = json.loads((fixtures_dir / "stac-items/v1/S2B_33TWN_20181005_0_L2A.json").read_text())
+    item["id"] = "S2B_33TWN_20181005_7_L2A"
+    key = stac.parse_item(item).key
+    s3 = stack.client("s3")
+    bucket = get_settings().archive_bucket
+
+    def deliver(product: str, sequencer: str) -> dict[str, int]:
+        item["properties"]["s2:product_uri"] = product + ".SAFE"
+        s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(item).encode())
+        return ingest.handle_event(s3_event(key, sequencer=sequencer))
+
+    # Far above the sequencers of the bucket's own notifications, which also fire on each put.
+    base = "F" * 20
+    deliver("NEWER", base + "00FF")
+    # Shorter sequencers are left-padded before comparing: ...00FF is after ...0F.
+    assert deliver("OLDER", base + "0F") == {"ingested": 0, "skipped": 0, "stale": 1, "matched": 0}
+    assert SceneModel.get(item["id"]).filename == "NEWER"
+    deliver("NEWEST", base + "0100")
+    assert SceneModel.get(item["id"]).filename == "NEWEST"
+
+
+def test_keys_arrive_url_encoded() -> None:
+    event = s3_event("sentinel-s2-l2a-cogs/a b+c/x.json")
+    assert event["Records"][0]["s3"]["object"]["key"] == "sentinel-s2-l2a-cogs/a+b%2Bc/x.json"
+    assert [e.key for e in ingest.object_events(event)] == ["sentinel-s2-l2a-cogs/a b+c/x.json"]
+    encoded = s3_event("x")
+    encoded["Records"][0]["s3"]["object"]["key"] = "a%20b%2Fc.json"
+    assert [e.key for e in ingest.object_events(encoded)] == ["a b/c.json"]
+
+
+def test_sns_wrapped_s3_events_ingest(stack: Any, api: httpx.Client, fixtures_dir: Path) -> None:
+    item = json.loads((fixtures_dir / "stac-items/v1/S2A_33TWN_20220122_0_L2A.json").read_text())
+    key = stac.parse_item(item).key
+    stack.client("s3").put_object(Bucket=get_settings().archive_bucket, Key=key + ".tmp", Body=b"{}")
+    stack.client("s3").put_object(
+        Bucket=get_settings().archive_bucket, Key=key, Body=json.dumps(item).encode()
+    )
+    sequencer = "F" * 24
+    envelope = {
+        "Records": [
+            {"EventSource": "aws:sns", "Sns": {"Message": json.dumps(s3_event(key, sequencer=sequencer))}}
+        ]
+    }
+    assert ingest.handle_event(envelope)["ingested"] == 1
+    assert SceneModel.get(item["id"]).sequencer.endswith(sequencer)
+
+
+def _bad(item: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """A copy of an item with some top-level fields changed (None deletes)."""
+    out = json.loads(json.dumps(item))
+    for k, v in changes.items():
+        if v is None:
+            out.pop(k, None)
+        else:
+            out[k] = v
+    return out
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        b"[]",
+        b'{"type": "FeatureCollection", "features": []}',
+        "no geometry",
+        "no datetime",
+    ],
+)
+def test_bad_items_are_logged_and_leave_nothing(
+    stack: Any, fixtures_dir: Path, body: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    item = json.loads((fixtures_dir / "stac-items/v1/S2A_33TWN_20210629_0_L2A.json").read_text())
+    item["id"] = "S2A_33TWN_20210629_9_L2A"
+    if body == "no geometry":
+        body = json.dumps(_bad(item, geometry=None)).encode()
+    elif body == "no datetime":
+        item["properties"].pop("datetime")
+        body = json.dumps(item).encode()
+    key = stac.item_key("33TWN", "2021-06-29", item["id"])
+    stack.client("s3").put_object(Bucket=get_settings().archive_bucket, Key=key, Body=body)
+    counts = ingest.handle_event(s3_event(key))
+    assert counts["skipped"] == 1 and counts["ingested"] == 0
+    assert "bad STAC item" in caplog.text
+    with pytest.raises(DoesNotExist):
+        SceneModel.get(item["id"])
+
+
+@pytest.mark.parametrize(
+    "key,bucket",
+    [
+        ("notes/readme.json", None),
+        ("sentinel-s2-l2a-cogs/33/T/WN/2021/6/S2A_33TWN_20210629_0_L2A/TCI.tif", None),
+        ("sentinel-s2-l2a-cogs/33/T/WN/2021/6/S2A_33TWN_20210629_0_L2A/other.json", None),
+        (
+            "sentinel-s2-l2a-cogs/33/T/WN/2021/6/S2A_33TWN_20210629_0_L2A/S2A_33TWN_20210629_0_L2A.json",
+            "elsewhere",
+        ),
+    ],
+)
+def test_objects_that_are_not_archive_items_are_skipped(stack: Any, key: str, bucket: str | None) -> None:
+    assert ingest.handle_event(s3_event(key, bucket=bucket)) == {
+        "ingested": 0,
+        "skipped": 1,
+        "stale": 0,
+        "matched": 0,
+    }
+
+
+def test_a_deleted_object_is_skipped(stack: Any) -> None:
+    key = stac.item_key("33TWN", "2021-06-29", "S2A_33TWN_20210629_5_L2A")
+    assert ingest.handle_event(s3_event(key))["skipped"] == 1
+
+
+def test_scene_outside_every_project_is_catalogued_without_meta(
+    stack: Any, fixtures_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    item = json.loads((fixtures_dir / "stac-items/v1/S2B_24MVV_20250731_0_L2A.json").read_text())
+    key = put_item(stack, item)
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        assert ingest.handle_event(s3_event(key))["matched"] == 0
+    assert SceneModel.get(item["id"]).tile == "24MVV"
+    assert "matches no project" in caplog.text
+
+
+def test_dynamodb_calls_per_scene_are_a_constant_plus_one_per_match(
+    stack: Any, api: httpx.Client, front: Any, dynamo_calls: Any
+) -> None:
+    border = box(15.2, 45.3, 15.6, 45.6)
+    for _ in range(3):
+        new_project(api, border, "2022-10-01", "2022-10-31")
+    keys = generate_archive(stack.client("s3"), get_settings().archive_bucket, ["33TWL"], ["2022-10-10"], 32)
+    dynamo_calls.ops.clear()
+    counts = ingest.handle_event(s3_event(keys[0]))
+    matched = counts["matched"]
+    assert matched >= 3
+    assert dynamo_calls.ops.count("GetItem") == 1
+    assert dynamo_calls.ops.count("Query") == 1
+    assert dynamo_calls.ops.count("PutItem") == 1 + matched
+    assert "Scan" not in dynamo_calls.ops
+
+
+def test_throttling_mid_ingest_fails_whole_and_redelivery_completes(
+    stack: Any, api: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    projects = [new_project(api, box(15.2, 45.3, 15.6, 45.6), "2022-11-01", "2022-11-30") for _ in range(2)]
+    keys = generate_archive(stack.client("s3"), get_settings().archive_bucket, ["33TWL"], ["2022-11-11"], 32)
+    scene_id = keys[0].rsplit("/", 1)[1].removesuffix(".json")
+    # The notification already ingested it; start over as if it had never arrived.
+    SceneModel.get(scene_id).delete()
+    for p in projects:
+        for m in MetaModel.query(p):
+            m.delete()
+
+    original = botocore.client.BaseClient._make_api_call
+    puts = {"n": 0}
+
+    def throttled(self: Any, name: str, params: Any) -> Any:
+        if name == "PutItem":
+            puts["n"] += 1
+            if puts["n"] == 2:
+                error = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}
+                raise ClientError(error, name)
+        return original(self, name, params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", throttled)
+    with pytest.raises(Exception, match=r"slow down|Throughput"):
+        ingest.handle_event(s3_event(keys[0]))
+    # Failed whole: the scene (the commit point) is not recorded, so nothing looks done.
+    with pytest.raises(DoesNotExist):
+        SceneModel.get(scene_id)
+    ingest.handle_event(s3_event(keys[0]))  # the redelivery
+    assert SceneModel.get(scene_id).scene_id == scene_id
+    assert [len(list(MetaModel.query(p))) for p in projects] == [1, 1]
+
+
+def test_ingest_function_runs_from_lambda_invoke(stack: Any, fixtures_dir: Path) -> None:
+    item = json.loads((fixtures_dir / "stac-items/v1/S2A_33TWN_20210629_0_L2A.json").read_text())
+    key = put_item(stack, item)
+    out = stack.client("lambda").invoke(
+        FunctionName=stack.function_for("IngestFunction"), Payload=json.dumps(s3_event(key))
+    )
+    assert "FunctionError" not in out
+    assert json.loads(out["Payload"].read())["ingested"] == 1
+
+
+@pytest.mark.parametrize("date", ["2021/06/01", "20210601", "yesterday", "2021-13-01", ""])
+def test_meta_list_rejects_bad_dates(api: httpx.Client, date: str) -> None:
+    project = new_project(api, box(15.2, 45.3, 15.6, 45.6), "2021-01-01", "2021-12-31")
+    assert api.get("/meta/list", params={"project_id": project, "date": date}).status_code == 422
+
+
+@pytest.mark.parametrize("path", ["/meta/dates", "/meta/list"])
+def test_meta_of_unknown_foreign_or_malformed_projects(api: httpx.Client, front: Any, path: str) -> None:
+    project = new_project(api, box(15.2, 45.3, 15.6, 45.6), "2021-01-01", "2021-12-31")
+    params = {"date": "2021-06-01"}
+    with httpx.Client(base_url=front.url, auth=new_user("stranger")) as other:
+        assert other.get(path, params={**params, "project_id": project}).status_code == 404
+    assert api.get(path, params={**params, "project_id": 10**9}).status_code == 404
+    assert api.get(path, params={**params, "project_id": "one"}).status_code == 422
+    assert api.get(path, params=params).status_code == 422
+    assert httpx.get(front.url + path, params={**params, "project_id": project}).status_code == 401

@@ -30,7 +30,8 @@ def load_demo(stack: LocalStack) -> list[str]:
 def serve(template: Path, port: int = 8000, aws_port: int = 5000) -> None:
     """Start the stack and the HTTP front, print how to use them, and wait for Ctrl-C."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    for noisy in ("werkzeug", "botocore", "boto3", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     stack = LocalStack(template, aws_port=aws_port).start()
     front = Front(stack, port=port).start()
     stop = threading.Event()

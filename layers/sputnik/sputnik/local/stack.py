@@ -167,7 +167,7 @@ class LocalStack:
     """template.yaml in moto: tables, buckets, notifications, functions and state machines."""
 
     def __init__(self, template_path: Path, aws_port: int = 5000, stack_name: str = "sputnik") -> None:
-        self.template = Template.load(template_path, stack_name)
+        self.template = Template.load(template_path.resolve(), stack_name)
         self.aws_port = aws_port
         self.endpoint = f"http://127.0.0.1:{aws_port}"
         self.functions: dict[str, LocalFunction] = {}

@@ -110,7 +110,9 @@ def ingest_scene(scene: stac.Scene, item_key: str, order: str) -> int | None:
     """Match a scene to projects and catalogue it; return the matches, or None for a stale event.
 
     Meta records are written before the scene record, which is the commit point: if anything fails
-    in between the invocation fails whole and its redelivery redoes every (idempotent) write.
+    in between, the invocation fails whole and its redelivery redoes every (idempotent) write.
+    DynamoDB calls: GetItem, Query, one PutItem per matching project, one PutItem for the scene.
+    (One TransactWriteItems would do it in three calls, but costs twice the write capacity.)
     """
     try:
         current = SceneModel.get(scene.scene_id, consistent_read=True)
@@ -119,26 +121,29 @@ def ingest_scene(scene: stac.Scene, item_key: str, order: str) -> int | None:
             return None
     except DoesNotExist:
         pass
-    candidates = ProjectTileModel.query(scene.tile)  # one Query: projects that touch this tile
-    matched = sum(
-        1 for row in candidates if _matches(row, scene) and write_meta(int(row.project_id), scene, order)
+    candidates = ProjectTileModel.query(scene.tile)  # one Query: the projects that touch this tile
+    matched = 0
+    for row in candidates:
+        if _matches(row, scene):
+            write_meta(int(row.project_id), scene, order)
+            matched += 1
+    record = SceneModel(
+        scene.scene_id,
+        tile=scene.tile,
+        date=scene.date,
+        date_scene=f"{scene.date}#{scene.scene_id}",
+        datetime=scene.datetime,
+        footprint=geo.to_wkt(scene.footprint),
+        bbox=list(scene.bbox),
+        filename=scene.filename,
+        cloud_cover=scene.cloud_cover,
+        epsg=scene.epsg,
+        assets=dict(scene.assets),
+        item_key=item_key,
+        sequencer=order,
     )
     try:
-        SceneModel(
-            scene.scene_id,
-            tile=scene.tile,
-            date=scene.date,
-            date_scene=f"{scene.date}#{scene.scene_id}",
-            datetime=scene.datetime,
-            footprint=geo.to_wkt(scene.footprint),
-            bbox=list(scene.bbox),
-            filename=scene.filename,
-            cloud_cover=scene.cloud_cover,
-            epsg=scene.epsg,
-            assets=dict(scene.assets),
-            item_key=item_key,
-            sequencer=order,
-        ).save(condition=SceneModel.scene_id.does_not_exist() | (SceneModel.sequencer <= order))
+        record.save(condition=_not_newer(record, order))
     except PutError as exc:
         if not _condition_failed(exc):
             raise
@@ -158,32 +163,44 @@ def _matches(row: ProjectTileModel | ProjectModel, scene: stac.Scene) -> bool:
     return bool(geo.from_wkt(row.border).intersects(scene.footprint))
 
 
-def write_meta(project_id: int, scene: stac.Scene, order: str) -> bool:
-    """Write a project's meta record of a scene unless a newer one is stored; True if it is current."""
+def meta_record(project_id: int, scene: stac.Scene, order: str) -> MetaModel:
+    """The meta record of a scene for one project, in the contract's terms."""
     minx, miny, maxx, maxy = scene.bbox
+    return MetaModel(
+        project_id,
+        f"{scene.date}#{scene.scene_id}",
+        scene_id=scene.scene_id,
+        date=scene.date,
+        border=geo.to_wkb_hex(scene.footprint),
+        filename=scene.filename,
+        xg0=minx,
+        xg1=maxx,
+        yg0=miny,
+        yg1=maxy,
+        border_gj=geo.to_geojson(scene.footprint),
+        sequencer=order,
+    )
+
+
+def _not_newer(model: SceneModel | MetaModel, order: str) -> Any:
+    """Condition of a write: nothing stored yet, or what is stored is not newer than this event."""
+    if isinstance(model, SceneModel):
+        return SceneModel.scene_id.does_not_exist() | (SceneModel.sequencer <= order)
+    return MetaModel.project_id.does_not_exist() | (MetaModel.sequencer <= order)
+
+
+def write_meta(project_id: int, scene: stac.Scene, order: str) -> None:
+    """Write one project's meta record of a scene unless a newer one is stored."""
+    record = meta_record(project_id, scene, order)
     try:
-        MetaModel(
-            project_id,
-            f"{scene.date}#{scene.scene_id}",
-            scene_id=scene.scene_id,
-            date=scene.date,
-            border=geo.to_wkb_hex(scene.footprint),
-            filename=scene.filename,
-            xg0=minx,
-            xg1=maxx,
-            yg0=miny,
-            yg1=maxy,
-            border_gj=geo.to_geojson(scene.footprint),
-            sequencer=order,
-        ).save(condition=MetaModel.project_id.does_not_exist() | (MetaModel.sequencer <= order))
+        record.save(condition=_not_newer(record, order))
     except PutError as exc:
         if not _condition_failed(exc):
             raise
-    return True
 
 
 def _condition_failed(exc: PutError) -> bool:
-    """Whether a put failed only because its condition did (a newer record is stored)."""
+    """Whether a write failed only because its condition did (a newer record is stored)."""
     return exc.cause_response_code == "ConditionalCheckFailedException"
 
 

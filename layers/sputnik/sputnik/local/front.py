@@ -128,6 +128,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     stack: LocalStack
     protocol_version = "HTTP/1.1"
+    # Send each response in one write: headers and body apart meet delayed ACKs (~40 ms a request).
+    wbufsize = -1
+    disable_nagle_algorithm = True
 
     def _serve(self) -> None:
         """Serve one request of any method."""

@@ -1,0 +1,1 @@
+"""Benchmarks of sputnik (`make bench`): figures are ratios measured side by side in one run."""

@@ -1,0 +1,26 @@
+"""`make bench`: every benchmark, one after the other, each comparing side by side in one run."""
+
+import logging
+import sys
+
+from bench import ingest_bench
+
+
+def main() -> int:
+    """Run the benchmarks named on the command line (default: all)."""
+    logging.disable(logging.INFO)
+    wanted = set(sys.argv[1:]) or {"ingest", "tiles"}
+    if "ingest" in wanted:
+        ingest_bench.main()
+    if "tiles" in wanted:
+        try:
+            from bench import tiles_bench
+        except ImportError:
+            print("tiles benchmark not available")
+        else:
+            tiles_bench.main()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""What the benchmarks share: a local stack, a user, call counting, percentiles."""
+
+import statistics
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import botocore.client
+
+from sputnik.local.front import Front
+from sputnik.local.stack import LocalStack, free_port
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO.parent / "shared" / "fixtures"
+LOGIN, PASSWORD = "bench", "bench password"
+
+
+@contextmanager
+def running_stack() -> Iterator[tuple[LocalStack, Front]]:
+    """The local stack and its HTTP front on free ports, with the bench user."""
+    from sputnik import auth
+
+    with LocalStack(REPO / "template.yaml", aws_port=free_port()) as stack:
+        front = Front(stack, port=free_port()).start()
+        auth.add_user(LOGIN, PASSWORD)
+        try:
+            yield stack, front
+        finally:
+            front.stop()
+
+
+@contextmanager
+def dynamodb_calls() -> Iterator[Counter[str]]:
+    """Count DynamoDB operations made by this process while the block runs."""
+    counts: Counter[str] = Counter()
+    original = botocore.client.BaseClient._make_api_call
+
+    def counting(self: Any, name: str, params: Any) -> Any:
+        if self.meta.service_model.service_name == "dynamodb":
+            counts[name] += 1
+        return original(self, name, params)
+
+    botocore.client.BaseClient._make_api_call = counting  # type: ignore[method-assign]
+    try:
+        yield counts
+    finally:
+        botocore.client.BaseClient._make_api_call = original  # type: ignore[method-assign]
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0-100) of some values."""
+    return (
+        statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1] if len(values) > 1 else values[0]
+    )
+
+
+def row(name: str, *cells: object) -> str:
+    """One aligned line of a result table."""
+    return f"  {name:<44}" + "".join(f"{c!s:>14}" for c in cells)

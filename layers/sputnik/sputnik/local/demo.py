@@ -26,6 +26,11 @@ DEMO_PROJECTS = [
 ]
 
 
+def has_real_scene(stack: LocalStack) -> bool:
+    """Whether the real scene lies beside the repository."""
+    return (stack.template.root.parent / REAL_SCENE).is_dir()
+
+
 def load_scenes(stack: LocalStack, size: int = 256) -> str:
     """Upload generated scenes and the real one to the archive; S3 notifications ingest them."""
     from sputnik.archive import generate_archive, upload_fixture_scene
@@ -33,21 +38,36 @@ def load_scenes(stack: LocalStack, size: int = 256) -> str:
     s3 = stack.client("s3")
     bucket = get_settings().archive_bucket
     keys = generate_archive(s3, bucket, DEMO_TILES, DEMO_DATES, size=size)
-    real = stack.template.root.parent / REAL_SCENE
-    if real.is_dir():
-        keys.append(upload_fixture_scene(s3, bucket, real))
+    if has_real_scene(stack):
+        keys.append(upload_fixture_scene(s3, bucket, stack.template.root.parent / REAL_SCENE))
         note = " + the real scene S2A_29RKH_20200219 (Copernicus Sentinel data 2020)"
     else:
         note = f" (real scene not found at ../{REAL_SCENE})"
     return f"{len(keys)} scenes in s3://{bucket}{note}"
 
 
-def load_projects(login: str) -> str:
+def load_projects(login: str) -> list[int]:
     """Create the demo projects for a login; they pick up the catalogued scenes at once."""
     from sputnik import projects
 
-    ids = [
-        projects.create_project(login, projects.validate(name, start, end, border)).project_id
+    return [
+        int(projects.create_project(login, projects.validate(name, start, end, border)).project_id)
         for name, start, end, border in DEMO_PROJECTS
     ]
-    return f"projects {', '.join(str(int(i)) for i in ids)} of {login}"
+
+
+def load_rgb_product(stack: LocalStack, project_id: int, scene_id: str) -> str:
+    """Copy a catalogued scene's TCI.tif into the project as its RGB product `{scene_id}-rgb`."""
+    from sputnik.models import ProductModel, SceneModel
+
+    settings = get_settings()
+    scene = SceneModel.get(scene_id)
+    key = f"projects/{project_id}/rgb/{scene_id}-rgb.tif"
+    tci = dict(scene.assets)["visual"].removeprefix(f"s3://{settings.archive_bucket}/")
+    stack.client("s3").copy_object(
+        Bucket=settings.products_bucket, Key=key, CopySource={"Bucket": settings.archive_bucket, "Key": tci}
+    )
+    ProductModel(
+        project_id, f"{scene_id}-rgb", kind="rgb", scene_id=scene_id, date=scene.date, key=key
+    ).save()
+    return f"{scene_id}-rgb"

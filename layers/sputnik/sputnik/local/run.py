@@ -20,11 +20,17 @@ def load_demo(stack: LocalStack) -> list[str]:
     from sputnik import auth
 
     auth.add_user(DEMO_LOGIN, DEMO_PASSWORD, demo=True)
-    return [
-        f"user {DEMO_LOGIN} (password {DEMO_PASSWORD})",
-        demo.load_scenes(stack),
-        demo.load_projects(DEMO_LOGIN),
-    ]
+    loaded = [f"user {DEMO_LOGIN} (password {DEMO_PASSWORD})", demo.load_scenes(stack)]
+    ids = demo.load_projects(DEMO_LOGIN)
+    loaded.append(f"projects {', '.join(map(str, ids))} of {DEMO_LOGIN}")
+    loaded.append(
+        f"RGB product {demo.load_rgb_product(stack, ids[0], 'S2A_33TWL_20210620_0_L2A')} in project {ids[0]}"
+    )
+    if demo.has_real_scene(stack):
+        loaded.append(
+            f"RGB product {demo.load_rgb_product(stack, ids[1], demo.REAL_SCENE.name)} in project {ids[1]}"
+        )
+    return loaded
 
 
 def serve(template: Path, port: int = 8000, aws_port: int = 5000) -> None:

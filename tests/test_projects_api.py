@@ -188,7 +188,9 @@ def test_undeclared_routes_are_404_as_on_api_gateway(api: httpx.Client) -> None:
     assert api.delete("/project/info", params={"project_id": 1}).status_code == 404
 
 
-def test_root_names_the_api_and_the_caller(api: httpx.Client, anon: httpx.Client, user: tuple[str, str]) -> None:
+def test_root_names_the_api_and_the_caller(
+    api: httpx.Client, anon: httpx.Client, user: tuple[str, str]
+) -> None:
     body = api.get("/").json()
     assert (body["name"], body["login"]) == ("sputnik", user[0])
     assert anon.get("/").status_code == 401

@@ -6,12 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import numpy as np
 import pytest
 import rasterio.features
 import shapely
-from moto import mock_aws
 from pyproj import Transformer
 from rasterio.io import MemoryFile
 from rio_cogeo.cogeo import cog_validate
@@ -23,7 +21,7 @@ from sputnik.errors import InvalidInput
 from sputnik.mgrs import tile_utm_bounds
 from sputnik.stac import is_item_key, parse_item
 
-BUCKET = "sputnik-archive"
+BUCKET = "archive-generator-tests"
 TILES = ["33TWN", "33TXN"]
 DATES = ["2021-04-20", "2021-07-27"]
 SIZE = 128
@@ -45,19 +43,12 @@ class Recorder:
 
 
 @pytest.fixture(scope="module")
-def s3() -> Iterator[Any]:
-    with pytest.MonkeyPatch.context() as mp:
-        for name, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_SESSION_TOKEN": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }.items():
-            mp.setenv(name, value)
-        with mock_aws():
-            client = boto3.client("s3", region_name="us-east-1")
-            client.create_bucket(Bucket=BUCKET)
-            yield client
+def s3(stack: Any) -> Iterator[Any]:
+    # The local stack's S3, in a bucket of its own without notifications, so nothing is ingested.
+    # (moto's mock_aws would reset the state the whole process shares with the stack.)
+    client = stack.client("s3")
+    client.create_bucket(Bucket=BUCKET)
+    yield client
 
 
 @pytest.fixture(scope="module")

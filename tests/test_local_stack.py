@@ -24,8 +24,8 @@ MINI = Path(__file__).parent / "data" / "mini" / "template.yaml"
 
 
 @pytest.fixture(scope="module")
-def mini() -> Iterator[LocalStack]:
-    """A second stack from a tiny template; the process environment is restored afterwards."""
+def mini(stack: LocalStack) -> Iterator[LocalStack]:
+    """A second stack from a tiny template; the main stack's environment is restored afterwards."""
     saved = dict(os.environ)
     with LocalStack(MINI, aws_port=free_port(), stack_name="mini") as running:
         yield running

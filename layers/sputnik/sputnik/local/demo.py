@@ -58,12 +58,13 @@ def load_projects(login: str) -> list[int]:
 
 def load_rgb_product(stack: LocalStack, project_id: int, scene_id: str) -> str:
     """Copy a catalogued scene's TCI.tif into the project as its RGB product `{scene_id}-rgb`."""
+    from sputnik.ingest import scene_from_record
     from sputnik.models import ProductModel, SceneModel
 
     settings = get_settings()
     scene = SceneModel.get(scene_id)
     key = f"projects/{project_id}/rgb/{scene_id}-rgb.tif"
-    tci = dict(scene.assets)["visual"].removeprefix(f"s3://{settings.archive_bucket}/")
+    tci = scene_from_record(scene).asset_href("visual").removeprefix(f"s3://{settings.archive_bucket}/")
     stack.client("s3").copy_object(
         Bucket=settings.products_bucket, Key=key, CopySource={"Bucket": settings.archive_bucket, "Key": tci}
     )

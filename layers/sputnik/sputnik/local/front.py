@@ -48,6 +48,9 @@ def build_event(
         # API Gateway joins repeated parameters with commas in queryStringParameters.
         query[key] = f"{query[key]},{value}" if key in query else value
     is_text = any(lower.get("content-type", "").startswith(t) for t in _TEXT_TYPES)
+    # API Gateway tells the function how the client reached it; links in tilejson/WMTS depend on it.
+    lower.setdefault("x-forwarded-proto", "http")
+    lower.setdefault("x-forwarded-port", lower.get("host", "").rpartition(":")[2] or "80")
     event: dict[str, Any] = {
         "version": "2.0",
         "routeKey": route_key,

@@ -1,0 +1,11 @@
+"""Lambda function for /cog: titiler's COG tiler behind sputnik's auth and URL policy."""
+
+from mangum import Mangum
+
+from sputnik.api.cog import create_cog_app
+from sputnik.cog import configure_gdal
+
+# GDAL reads its options from the environment when it first needs them, i.e. after this.
+configure_gdal()
+app = create_cog_app()
+handler = Mangum(app, lifespan="off")

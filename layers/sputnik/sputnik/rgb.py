@@ -1,0 +1,68 @@
+"""RGB products of a project: listing them and cutting web-mercator PNG tiles from their COGs."""
+
+from functools import cache
+
+import numpy
+import rasterio
+from pynamodb.exceptions import DoesNotExist
+from rio_tiler.constants import WEB_MERCATOR_TMS
+from rio_tiler.errors import TileOutsideBounds
+from rio_tiler.utils import render
+
+from sputnik.cog import PooledReader, ProjectLookup, gdal_env, parse_s3_url
+from sputnik.errors import InvalidInput, NotFound
+from sputnik.models import ProductModel
+from sputnik.settings import get_settings
+
+RGB = "rgb"
+TILE_SIZE = 256
+MAX_ZOOM = WEB_MERCATOR_TMS.maxzoom
+
+
+def list_rgb(login: str, project_id: int, owns_project: ProjectLookup) -> list[str]:
+    """Return the ids of a project's RGB products (one Query; NotFound unless the project is the caller's)."""
+    owns_project(login, project_id)
+    products = ProductModel.query(project_id, filter_condition=ProductModel.kind == RGB)
+    return [product.product_id for product in products]
+
+
+def get_rgb(login: str, project_id: int, product_id: str, owns_project: ProjectLookup) -> ProductModel:
+    """Return one RGB product of the caller's project, or raise NotFound."""
+    owns_project(login, project_id)
+    try:
+        product = ProductModel.get(project_id, product_id)
+    except DoesNotExist as exc:
+        raise NotFound("product not found") from exc
+    if product.kind != RGB:
+        raise NotFound("product not found")
+    return product
+
+
+def product_url(product: ProductModel) -> str:
+    """Return the s3:// URL of a product's COG, checked like any /cog URL (the key comes from a table)."""
+    return parse_s3_url(f"s3://{get_settings().products_bucket}/{product.key}").url
+
+
+@cache
+def empty_tile() -> bytes:
+    """Return a fully transparent 256x256 RGBA PNG (made once per process)."""
+    data = numpy.zeros((3, TILE_SIZE, TILE_SIZE), dtype="uint8")
+    mask = numpy.zeros((TILE_SIZE, TILE_SIZE), dtype="uint8")
+    return render(data, mask, img_format="PNG")
+
+
+def render_tile(url: str, z: int, x: int, y: int) -> bytes:
+    """Render a 256x256 PNG of the COG at `url`, with alpha from its mask.
+
+    A tile outside the product's bounds is a fully transparent PNG, not an error: every web map
+    client (Leaflet, OpenLayers, MapLibre) draws it as nothing, logs no error for it, and may
+    cache it like any tile; 204 is handled by some clients only and 404 shows as a failed tile.
+    """
+    if not 0 <= z <= MAX_ZOOM or not (0 <= x < 2**z and 0 <= y < 2**z):
+        raise InvalidInput(f"no tile {z}/{x}/{y} in WebMercatorQuad (zoom 0-{MAX_ZOOM}, x and y < 2**zoom)")
+    with rasterio.Env(**gdal_env()), PooledReader(url) as src:
+        try:
+            image = src.tile(x, y, z, tilesize=TILE_SIZE)
+        except TileOutsideBounds:
+            return empty_tile()
+    return image.render(img_format="PNG")

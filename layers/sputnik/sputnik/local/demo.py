@@ -40,7 +40,7 @@ def load_scenes(stack: LocalStack, size: int = 256) -> str:
     keys = generate_archive(s3, bucket, DEMO_TILES, DEMO_DATES, size=size)
     if has_real_scene(stack):
         keys.append(upload_fixture_scene(s3, bucket, stack.template.root.parent / REAL_SCENE))
-        note = " + the real scene S2A_29RKH_20200219 (Copernicus Sentinel data 2020)"
+        note = ", the real S2A_29RKH_20200219 among them (Copernicus Sentinel data 2020)"
     else:
         note = f" (real scene not found at ../{REAL_SCENE})"
     return f"{len(keys)} scenes in s3://{bucket}{note}"

@@ -31,7 +31,7 @@ from shapely.geometry.polygon import orient
 
 from sputnik.errors import InvalidInput
 from sputnik.mgrs import normalize_tile, tile_utm_bounds
-from sputnik.stac import ARCHIVE_PREFIX, item_key, parse_item, scene_prefix
+from sputnik.stac import ARCHIVE_PREFIX, item_key, parse_day, parse_item, scene_prefix
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -318,16 +318,6 @@ def _baseline(day: date) -> str:
     return current
 
 
-def _parse_date(day: str | date) -> date:
-    """A date from YYYY-MM-DD, raising InvalidInput if malformed."""
-    if isinstance(day, date):
-        return day
-    try:
-        return date.fromisoformat(day)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"invalid date {day!r}: expected YYYY-MM-DD") from exc
-
-
 def _asset(band: str, href: str, grid: _Grid, role: str) -> dict[str, Any]:
     """A v0-style asset entry for a written COG."""
     asset: dict[str, Any] = {"title": _TITLES[band], "type": COG_TYPE, "href": href, "roles": [role]}
@@ -346,7 +336,7 @@ def render_scene(bucket: str, tile: str, day: str | date, size: int = 256, seed:
     if not MIN_SIZE <= size <= MAX_SIZE:
         raise InvalidInput(f"size must be between {MIN_SIZE} and {MAX_SIZE} pixels")
     tile = normalize_tile(tile)
-    when = _parse_date(day)
+    when = parse_day(day)
     epsg, bounds = tile_utm_bounds(tile)
     zone, band, square = int(tile[:2]), tile[2], tile[3:]
     minx, miny, maxx, maxy = bounds
@@ -490,7 +480,7 @@ def generate_archive(
     """Generate a scene per tile and date into the bucket; the item keys written, in that order."""
     # Validate everything first, so a typo does not leave half an archive behind.
     tile_list = [normalize_tile(t) for t in tiles]
-    date_list = [_parse_date(d) for d in dates]
+    date_list = [parse_day(d) for d in dates]
     if not MIN_SIZE <= size <= MAX_SIZE:
         raise InvalidInput(f"size must be between {MIN_SIZE} and {MAX_SIZE} pixels")
     return [write_scene(s3_client, bucket, t, d, size=size, seed=seed) for t in tile_list for d in date_list]

@@ -262,7 +262,7 @@ def _split_tile(tile: str) -> tuple[int, str, str]:
     return int(canonical[:2]), canonical[2], canonical[3:]
 
 
-def _date(day: str | date) -> date:
+def parse_day(day: str | date) -> date:
     """A date from YYYY-MM-DD (or a date), raising InvalidInput if malformed."""
     if isinstance(day, date):
         return day
@@ -284,7 +284,7 @@ def scene_prefix(tile: str, day: str | date, scene_id: str) -> str:
     """Archive folder of one scene, ending with "/"."""
     if not _SCENE_ID_RE.match(scene_id):
         raise InvalidInput(f"invalid scene id {scene_id!r}")
-    when = _date(day)
+    when = parse_day(day)
     return f"{month_prefix(tile, when.year, when.month)}{scene_id}/"
 
 

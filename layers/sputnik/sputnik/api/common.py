@@ -38,10 +38,7 @@ Caller = Annotated[str, Depends(caller)]
 
 def error_response(exc: SputnikError) -> JSONResponse:
     """Turn a domain error into its JSON response."""
-    status = STATUS.get(type(exc), 400)
-    for kind, code in STATUS.items():
-        if isinstance(exc, kind):
-            status = code
+    status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 400)
     headers = UNAUTHORIZED_HEADERS if status == 401 else None
     return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
 

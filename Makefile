@@ -39,7 +39,11 @@ cfn-lint: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest -n 2 --dist loadfile -q
 
+# The tile benchmark compares with stock titiler.application: installed for it only (not a dependency),
+# at the version of the titiler.core sputnik uses, so that pip changes nothing else.
 bench: $(STAMP)
+	$(BIN)/python -m pip install -q "titiler.application==$$($(BIN)/python -c \
+		'from importlib.metadata import version; print(version("titiler.core"))')" uvicorn
 	$(BIN)/python -m bench
 
 clean:

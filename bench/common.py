@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import botocore.client
+import httpx
 
 from sputnik.local.front import Front
 from sputnik.local.stack import LocalStack, free_port
@@ -18,17 +19,23 @@ LOGIN, PASSWORD = "bench", "bench password"
 
 
 @contextmanager
-def running_stack() -> Iterator[tuple[LocalStack, Front]]:
-    """The local stack and its HTTP front on free ports, with the bench user."""
+def running_stack(*, record_requests: bool = False) -> Iterator[tuple[LocalStack, Front]]:
+    """The local stack and its HTTP front on free ports, with the bench user.
+
+    With `record_requests`, the stack logs every request its moto server serves (`stack.requests`).
+    """
     from sputnik import auth
 
-    with LocalStack(REPO / "template.yaml", aws_port=free_port()) as stack:
+    with LocalStack(REPO / "template.yaml", aws_port=free_port(), record_requests=record_requests) as stack:
         front = Front(stack, port=free_port()).start()
         auth.add_user(LOGIN, PASSWORD)
         try:
             yield stack, front
         finally:
             front.stop()
+            # moto keeps one state per process: forget this stack's tables, buckets and functions,
+            # so that the next benchmark's stack starts from nothing.
+            httpx.post(f"{stack.endpoint}/moto-api/reset", timeout=60)
 
 
 @contextmanager

@@ -9,7 +9,7 @@ from sputnik.local.run import DEMO_LOGIN, DEMO_PASSWORD, load_demo
 
 def test_demo_data_is_served_as_the_readme_shows(stack: Any, front: Any) -> None:
     loaded = load_demo(stack)
-    assert any("real scene" in line for line in loaded), loaded
+    assert any("S2A_29RKH_20200219" in line for line in loaded), loaded
     with httpx.Client(base_url=front.url, auth=(DEMO_LOGIN, DEMO_PASSWORD), timeout=60) as demo:
         projects = demo.get("/project/list").json()["projects"]
         assert [p["name"] for p in projects][:2] == ["Pannonian fields", "Saharan coast (real scene)"]

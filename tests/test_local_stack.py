@@ -167,3 +167,25 @@ def test_projects_function_does_not_import_the_imagery_stack() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_request_log_records_s3_gets_with_their_range(stack: LocalStack) -> None:
+    assert stack.requests == []  # off by default: the stack serves moto's app unwrapped
+    saved = dict(os.environ)
+    try:
+        with LocalStack(MINI, aws_port=free_port(), stack_name="minilog", record_requests=True) as logged:
+            s3 = logged.client("s3")
+            bucket = logged.template.physical_name("DropBucket")
+            s3.put_object(Bucket=bucket, Key="log/blocks.bin", Body=bytes(range(64)))
+            logged.clear_requests()
+            body = s3.get_object(Bucket=bucket, Key="log/blocks.bin", Range="bytes=16-31")["Body"].read()
+            assert body == bytes(range(16, 32))
+            assert logged.requests == [("GET", f"/{bucket}/log/blocks.bin", "bytes=16-31")]
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        from sputnik.models import bind_tables
+        from sputnik.settings import get_settings
+
+        get_settings.cache_clear()
+        bind_tables()

@@ -20,8 +20,10 @@ from typing import Any
 
 import boto3
 from moto.awslambda.models import LambdaFunction
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from moto.s3 import notifications as s3_notifications
 from moto.server import ThreadedMotoServer
+from werkzeug.serving import make_server
 
 from sputnik.local.template import Route, Template
 
@@ -163,16 +165,73 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class LocalStack:
-    """template.yaml in moto: tables, buckets, notifications, functions and state machines."""
+# One request the moto server served: method, path (no query string) and Range header, if any.
+RecordedRequest = tuple[str, str, str | None]
 
-    def __init__(self, template_path: Path, aws_port: int = 5000, stack_name: str = "sputnik") -> None:
+
+class RecordingMotoServer(ThreadedMotoServer):
+    """moto's threaded server, its WSGI app wrapped so that every request is handed to `record` first."""
+
+    def __init__(self, record: Callable[[RecordedRequest], None], ip_address: str, port: int) -> None:
+        super().__init__(ip_address=ip_address, port=port, verbose=False)
+        self._record = record
+
+    def _server_entry(self) -> None:
+        """Serve moto's app as ThreadedMotoServer does, through the recorder."""
+        app = DomainDispatcherApplication(create_backend_app)
+        record = self._record
+
+        def recording(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+            record((environ["REQUEST_METHOD"], environ["PATH_INFO"], environ.get("HTTP_RANGE")))
+            return app(environ, start_response)
+
+        self._server = make_server(
+            self._ip_address, self._port, recording, True, request_handler=MotoRequestHandler
+        )
+        self._server_ready_event.set()
+        self._server.serve_forever()
+
+
+class LocalStack:
+    """template.yaml in moto: tables, buckets, notifications, functions and state machines.
+
+    With `record_requests=True` the moto server logs every request it serves (S3, DynamoDB, ...)
+    as (method, path, Range header) in `requests`, e.g. to count what GDAL fetches per tile.
+    """
+
+    def __init__(
+        self,
+        template_path: Path,
+        aws_port: int = 5000,
+        stack_name: str = "sputnik",
+        *,
+        record_requests: bool = False,
+    ) -> None:
         self.template = Template.load(template_path.resolve(), stack_name)
         self.aws_port = aws_port
         self.endpoint = f"http://127.0.0.1:{aws_port}"
         self.functions: dict[str, LocalFunction] = {}
         self.routes: list[Route] = self.template.routes()
+        self.record_requests = record_requests
         self._server: ThreadedMotoServer | None = None
+        self._requests: list[RecordedRequest] = []
+        self._requests_lock = threading.Lock()
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """A copy of the requests recorded so far, in arrival order (empty unless recording)."""
+        with self._requests_lock:
+            return list(self._requests)
+
+    def clear_requests(self) -> None:
+        """Forget the requests recorded so far."""
+        with self._requests_lock:
+            self._requests.clear()
+
+    def _record(self, request: RecordedRequest) -> None:
+        """Log one request (called by the moto server's threads)."""
+        with self._requests_lock:
+            self._requests.append(request)
 
     def client(self, service: str) -> Any:
         """A boto3 client for the local endpoint."""
@@ -181,7 +240,10 @@ class LocalStack:
     def start(self) -> "LocalStack":
         """Start moto, point this process at it and create every resource of the template."""
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.aws_port, verbose=False)
+        if self.record_requests:
+            self._server = RecordingMotoServer(self._record, "127.0.0.1", self.aws_port)
+        else:
+            self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.aws_port, verbose=False)
         self._server.start()
         self._environment()
         patch_moto_lambda()

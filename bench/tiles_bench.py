@@ -368,7 +368,7 @@ def main() -> dict[str, float]:
         figures |= {f"{key}_cold_open_requests": s3_total[0], f"{key}_cold_tile_requests": s3_total[1]}
     print(
         row(
-            "DynamoDB calls per tile, first pass",
+            "DynamoDB calls per tile: /cog, /rgb, titiler",
             *(f"{per_tile(t.s3[:1], len(tiles), 'DynamoDB'):.2f}" for t in targets),
         )
     )

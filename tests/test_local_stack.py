@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +16,7 @@ from sputnik.local.front import Front, build_event, handle, parse_result
 from sputnik.local.stack import LocalStack, free_port
 from sputnik.local.template import Route, Template
 from sputnik.settings import Settings
-from tests.conftest import REPO, TEMPLATE
+from tests.conftest import TEMPLATE
 
 MINI = Path(__file__).parent / "data" / "mini" / "template.yaml"
 
@@ -156,17 +154,6 @@ def test_settings_defaults_are_the_local_stack_names() -> None:
     for key, value in env.items():
         if key.startswith("SPUTNIK_"):
             assert getattr(defaults, key.removeprefix("SPUTNIK_").lower()) == value
-
-
-def test_projects_function_does_not_import_the_imagery_stack() -> None:
-    code = (
-        "import importlib.util, sys;"
-        "spec = importlib.util.spec_from_file_location('fn', 'functions/projects/app.py');"
-        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m);"
-        "print(sorted(k for k in ('rasterio', 'rio_tiler', 'titiler', 'moto') if k in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
 
 
 def test_request_log_records_s3_gets_with_their_range(stack: LocalStack) -> None:

@@ -328,6 +328,13 @@ def test_bad_tile_requests_are_4xx_without_paths(client: TestClient) -> None:
     assert client.get(f"/cog/tiles/{Z}/{X}/{Y}").status_code == 422  # no url
 
 
+@pytest.mark.parametrize("bins", ["1000000000", ",".join(str(i) for i in range(1002))])
+def test_statistics_refuse_huge_histograms(client: TestClient, bins: str) -> None:
+    r = client.get(f"/cog/statistics?{Q}&histogram_bins={bins}")
+    assert r.status_code == 422 and "limit is 1000" in r.json()["detail"]
+    assert client.get(f"/cog/statistics?{Q}&histogram_bins=20").status_code == 200
+
+
 def test_cold_open_is_one_get_and_warm_tiles_reuse_the_dataset(client: TestClient, tiles: Tiles) -> None:
     key = "measure/S2A_29RKH_20200219_0_L2A/TCI.tif"
     source = tiles.fixtures_dir / "sentinel-cogs" / "sentinel-s2-l2a-cogs" / TCI_KEY.split("/", 1)[1]

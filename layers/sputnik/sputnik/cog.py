@@ -46,7 +46,7 @@ from rio_tiler.utils import CRS_to_uri
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
-from titiler.core.dependencies import PartFeatureParams, PreviewParams, TileParams
+from titiler.core.dependencies import HistogramParams, PartFeatureParams, PreviewParams, TileParams
 from titiler.core.factory import TilerFactory, img_endpoint_params
 from titiler.core.models.mapbox import TileJSON
 from titiler.core.resources.enums import ImageType
@@ -54,7 +54,7 @@ from titiler.core.resources.responses import XMLResponse
 from titiler.core.utils import tms_limits
 
 from sputnik.api.common import Caller
-from sputnik.errors import Forbidden, NotFound
+from sputnik.errors import Forbidden, InvalidInput, NotFound
 from sputnik.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -481,6 +481,22 @@ class BoundedPartParams(PartFeatureParams):
     width: Width = None
 
 
+MAX_HISTOGRAM_BINS = 1000
+
+
+@dataclass
+class BoundedHistogramParams(HistogramParams):
+    """Histogram bins, bounded: numpy would allocate whatever count a request names."""
+
+    def __post_init__(self) -> None:
+        """Parse as titiler does, then refuse more bins than anyone draws."""
+        super().__post_init__()
+        bins = self.bins
+        count = len(bins) if isinstance(bins, list) else int(bins or 0)
+        if count > MAX_HISTOGRAM_BINS:
+            raise InvalidInput(f"histogram_bins asks for {count} bins; the limit is {MAX_HISTOGRAM_BINS}")
+
+
 class Bounds(BaseModel):
     """Dataset Bounding box."""
 
@@ -502,6 +518,7 @@ class CogFactory(TilerFactory):
     reader: type[BaseReader] = PooledReader
     tile_dependency: type[TileParams] = BoundedTileParams
     img_preview_dependency: type[PreviewParams] = BoundedPreviewParams
+    histogram_dependency: type[HistogramParams] = BoundedHistogramParams
     img_part_dependency: type[PartFeatureParams] = BoundedPartParams
 
     def register_routes(self) -> None:

@@ -19,6 +19,7 @@ from types import ModuleType
 from typing import Any
 
 import boto3
+from moto import backends as moto_backends
 from moto.awslambda.models import LambdaFunction
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from moto.s3 import notifications as s3_notifications
@@ -158,6 +159,12 @@ def patch_moto_s3_events() -> None:
     s3_notifications._get_s3_event = with_sequencer
 
 
+def cache_moto_service_list() -> None:
+    """List moto's services once: its server lists and stats its package folder on every request."""
+    modules = tuple(moto_backends.list_of_moto_modules())
+    moto_backends.list_of_moto_modules = lambda: modules
+
+
 def free_port() -> int:
     """Ask the OS for a free TCP port on loopback."""
     with socket.socket() as s:
@@ -248,6 +255,7 @@ class LocalStack:
         self._environment()
         patch_moto_lambda()
         patch_moto_s3_events()
+        cache_moto_service_list()
         # Step Functions only executes ASL when asked. Lambda keeps moto's default "Docker" mode so
         # that its invocations reach LambdaFunction.invoke, which patch_moto_lambda replaced.
         import urllib.request

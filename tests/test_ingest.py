@@ -373,3 +373,41 @@ def test_meta_of_unknown_foreign_or_malformed_projects(api: httpx.Client, front:
     assert api.get(path, params={**params, "project_id": "one"}).status_code == 422
     assert api.get(path, params=params).status_code == 422
     assert httpx.get(front.url + path, params={**params, "project_id": project}).status_code == 401
+
+
+def test_a_newer_version_that_no_longer_meets_a_project_removes_its_meta(
+    stack: Any, api: httpx.Client, fixtures_dir: Path
+) -> None:
+    item = json.loads((fixtures_dir / "stac-items/v1/S2A_33TWN_20210629_0_L2A.json").read_text())
+    item["id"] = "S2A_33TWN_20210629_3_L2A"
+    footprint = shapely.geometry.shape(item["geometry"])
+    minx, miny, maxx, maxy = footprint.bounds
+    mid = (minx + maxx) / 2
+    west = new_project(api, box(minx + 0.05, miny + 0.1, mid - 0.1, maxy - 0.1), "2021-06-01", "2021-06-30")
+    east = new_project(api, box(mid + 0.1, miny + 0.1, maxx - 0.05, maxy - 0.1), "2021-06-01", "2021-06-30")
+    key = stac.parse_item(item).key
+    s3 = stack.client("s3")
+    base = "F" * 22
+
+    def deliver(geometry: Any, day: str, sequencer: str) -> None:
+        item["geometry"] = shapely.geometry.mapping(geometry)
+        item["properties"]["datetime"] = f"{day}T10:00:00Z"
+        s3.put_object(Bucket=get_settings().archive_bucket, Key=key, Body=json.dumps(item).encode())
+        ingest.handle_event(s3_event(key, sequencer=base + sequencer))
+
+    def scenes(project: int, day: str) -> list[str]:
+        """This scene's appearances in a project's meta list of a date (other tests add other scenes)."""
+        metas = api.get("/meta/list", params={"project_id": project, "date": day}).json()["metas"]
+        return [m["scene_id"] for m in metas if m["scene_id"] == item["id"]]
+
+    deliver(footprint, "2021-06-29", "01")
+    assert scenes(west, "2021-06-29") == scenes(east, "2021-06-29") == [item["id"]]
+    # The reprocessed scene covers only the east half now.
+    deliver(footprint.intersection(shapely.geometry.box(mid, miny, maxx, maxy)), "2021-06-29", "02")
+    assert scenes(west, "2021-06-29") == []
+    assert scenes(east, "2021-06-29") == [item["id"]]
+    # And a later version moves to another date: no record stays behind on the old one.
+    deliver(footprint, "2021-06-30", "03")
+    for project in (west, east):
+        assert scenes(project, "2021-06-29") == []
+        assert scenes(project, "2021-06-30") == [item["id"]]

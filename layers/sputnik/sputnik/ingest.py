@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 import boto3
-from pynamodb.exceptions import DoesNotExist, PutError
+from pynamodb.exceptions import DeleteError, DoesNotExist, PutError
 
 from sputnik import geo, stac
 from sputnik.errors import InvalidItem
@@ -113,20 +113,27 @@ def ingest_scene(scene: stac.Scene, item_key: str, order: str) -> int | None:
     in between, the invocation fails whole and its redelivery redoes every (idempotent) write.
     DynamoDB calls: GetItem, Query, one PutItem per matching project, one PutItem for the scene.
     (One TransactWriteItems would do it in three calls, but costs twice the write capacity.)
+    A newer version of a scene that no longer meets a project (or moved date) removes the meta
+    record the older version left there.
     """
+    previous: stac.Scene | None = None
     try:
         current = SceneModel.get(scene.scene_id, consistent_read=True)
         if current.sequencer > order:
             log.info("event for %s is older than what is stored; ignored", scene.scene_id)
             return None
+        previous = scene_from_record(current)
     except DoesNotExist:
         pass
     candidates = ProjectTileModel.query(scene.tile)  # one Query: the projects that touch this tile
     matched = 0
     for row in candidates:
-        if _matches(row, scene):
+        now = _matches(row, scene)
+        if now:
             write_meta(int(row.project_id), scene, order)
             matched += 1
+        if previous is not None and _matches(row, previous) and (not now or previous.date != scene.date):
+            remove_meta(int(row.project_id), previous, order)
     record = SceneModel(
         scene.scene_id,
         tile=scene.tile,
@@ -199,7 +206,17 @@ def write_meta(project_id: int, scene: stac.Scene, order: str) -> None:
             raise
 
 
-def _condition_failed(exc: PutError) -> bool:
+def remove_meta(project_id: int, scene: stac.Scene, order: str) -> None:
+    """Delete a project's meta record of an older version of a scene, unless a newer one replaced it."""
+    record = MetaModel(project_id, f"{scene.date}#{scene.scene_id}")
+    try:
+        record.delete(condition=MetaModel.sequencer < order)
+    except DeleteError as exc:
+        if not _condition_failed(exc):
+            raise
+
+
+def _condition_failed(exc: PutError | DeleteError) -> bool:
     """Whether a write failed only because its condition did (a newer record is stored)."""
     return exc.cause_response_code == "ConditionalCheckFailedException"
 

@@ -72,8 +72,13 @@ def test_generated_scenes_arrive_through_s3_notifications(stack: Any, api: httpx
     dates = api.get("/meta/dates", params={"project_id": project}).json()
     assert dates == {"dates": ["2022-05-03", "2022-05-18"]}
     metas = api.get("/meta/list", params={"project_id": project, "date": "2022-05-03"}).json()["metas"]
-    generated = {k.rsplit("/", 1)[1].removesuffix(".json") for k in keys if "20220503" in k}
-    assert metas and {m["scene_id"] for m in metas} <= generated
+    border = shapely.from_geojson(box(15.9, 45.3, 16.3, 45.6))
+    expected = set()
+    for key in keys:
+        item = json.loads(s3.get_object(Bucket=get_settings().archive_bucket, Key=key)["Body"].read())
+        if "20220503" in key and shapely.geometry.shape(item["geometry"]).intersects(border):
+            expected.add(item["id"])
+    assert expected and {m["scene_id"] for m in metas} == expected
     for meta in metas:
         item = json.loads(
             s3.get_object(Bucket=get_settings().archive_bucket, Key=_key_of(keys, meta))["Body"].read()

@@ -1,5 +1,6 @@
 """The `sputnik users` command against the local stack through AWS_ENDPOINT_URL."""
 
+import json
 import os
 import subprocess
 import sys
@@ -56,3 +57,29 @@ def test_scan_guard_sees_scans(stack: Any, dynamo_calls: Any) -> None:
     # The autouse guard fails every test that Scans; here it must have seen this admin Scan.
     auth.list_users()
     assert dynamo_calls.count("Scan") == 1
+
+
+@pytest.mark.allow_scan
+def test_stack_option_reads_the_physical_names_of_a_deployed_stack(stack: Any) -> None:
+    # A CloudFormation stack in the local endpoint whose UsersTable has a name of its own.
+    template = {
+        "Resources": {
+            "UsersTable": {
+                "Type": "AWS::DynamoDB::Table",
+                "Properties": {
+                    "TableName": "deployed-users-x1",
+                    "BillingMode": "PAY_PER_REQUEST",
+                    "AttributeDefinitions": [{"AttributeName": "login", "AttributeType": "S"}],
+                    "KeySchema": [{"AttributeName": "login", "KeyType": "HASH"}],
+                },
+            }
+        }
+    }
+    stack.client("cloudformation").create_stack(StackName="deployed", TemplateBody=json.dumps(template))
+    added = _sputnik(
+        stack, "--stack", "deployed", "users", "add", "carol", "--password-stdin", stdin="carol's password\n"
+    )
+    assert added.returncode == 0, added.stderr
+    rows = stack.client("dynamodb").scan(TableName="deployed-users-x1")["Items"]
+    assert [r["login"]["S"] for r in rows] == ["carol"]
+    assert "carol" not in _sputnik(stack, "users", "list").stdout.split()  # the local table is untouched

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from typing import Any
@@ -83,3 +84,25 @@ def test_stack_option_reads_the_physical_names_of_a_deployed_stack(stack: Any) -
     rows = stack.client("dynamodb").scan(TableName="deployed-users-x1")["Items"]
     assert [r["login"]["S"] for r in rows] == ["carol"]
     assert "carol" not in _sputnik(stack, "users", "list").stdout.split()  # the local table is untouched
+
+
+def test_archive_generate_and_upload_write_scenes_that_get_ingested(stack: Any, fixtures_dir: Any) -> None:
+    from sputnik.models import SceneModel
+
+    generated = _sputnik(
+        stack, "archive", "generate", "--tiles", "33TXL", "--dates", "2023-01-05", "--size", "32"
+    )
+    assert generated.returncode == 0, generated.stderr
+    (url,) = generated.stdout.split()
+    assert re.fullmatch(
+        r"s3://[a-z0-9.-]+/sentinel-s2-l2a-cogs/33/T/XL/2023/1/(S2[AB]_33TXL_20230105_0_L2A)/\1\.json", url
+    )
+    assert SceneModel.get(url.rsplit("/", 1)[1].removesuffix(".json")).tile == "33TXL"
+
+    folder = fixtures_dir / "sentinel-cogs/sentinel-s2-l2a-cogs/29/R/KH/2020/2/S2A_29RKH_20200219_0_L2A"
+    uploaded = _sputnik(stack, "archive", "upload", str(folder))
+    assert uploaded.returncode == 0, uploaded.stderr
+    assert SceneModel.get("S2A_29RKH_20200219_0_L2A").filename.startswith("S2A_MSIL2A_20200219")
+
+    bad = _sputnik(stack, "archive", "generate", "--tiles", "99ZZZ", "--dates", "2023-01-05")
+    assert bad.returncode == 1 and "sputnik:" in bad.stderr

@@ -14,7 +14,6 @@ from morecantile import tms as tms_registry
 
 from sputnik.cog import POOL
 from tests.tiles_support import (
-    ALICE,
     ARCHIVE,
     SYNTH_KEY,
     TCI_KEY,
@@ -81,8 +80,7 @@ def handler(tiles: Tiles) -> Any:
 @pytest.fixture(scope="module")
 def client(tiles: Tiles) -> Iterator[TestClient]:
     """A client of the cog function's app, logged in as alice."""
-    with TestClient(tiles.function("cog").app, raise_server_exceptions=False) as test_client:
-        test_client.auth = ALICE
+    with tiles.client("cog") as test_client:
         yield test_client
 
 

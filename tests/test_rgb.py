@@ -14,7 +14,6 @@ from sputnik.cog import POOL
 from sputnik.rgb import render_tile
 from tests.conftest import DynamoCalls
 from tests.tiles_support import (
-    ALICE,
     ALICE_EMPTY_PROJECT,
     ALICE_PROJECT,
     BOB,
@@ -48,8 +47,7 @@ def handler(tiles: Tiles) -> Any:
 @pytest.fixture(scope="module")
 def client(tiles: Tiles) -> Iterator[TestClient]:
     """A client of the rgb function's app, logged in as alice."""
-    with TestClient(tiles.function("rgb").app, raise_server_exceptions=False) as test_client:
-        test_client.auth = ALICE
+    with tiles.client("rgb") as test_client:
         yield test_client
 
 

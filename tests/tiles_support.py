@@ -11,6 +11,7 @@ import tempfile
 import threading
 import warnings
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -22,6 +23,7 @@ import numpy
 import pytest
 import rasterio
 import rasterio.session
+from fastapi.testclient import TestClient
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from moto.server import ThreadedMotoServer
 from rasterio.errors import NotGeoreferencedWarning
@@ -118,6 +120,13 @@ class Tiles:
             spec.loader.exec_module(module)
             self.functions[name] = module
         return self.functions[name]
+
+    @contextmanager
+    def client(self, name: str) -> Iterator[TestClient]:
+        """A client of `functions/<name>/app.py`'s app, logged in as alice."""
+        with TestClient(self.function(name).app, raise_server_exceptions=False) as test_client:
+            test_client.auth = ALICE
+            yield test_client
 
 
 _server: RecordingMotoServer | None = None

@@ -24,8 +24,6 @@ import pytest
 import rasterio
 import rasterio.session
 from fastapi.testclient import TestClient
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-from moto.server import ThreadedMotoServer
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.io import MemoryFile
 from rasterio.transform import from_origin
@@ -33,10 +31,11 @@ from rio_cogeo.cogeo import cog_translate
 from rio_cogeo.profiles import cog_profiles
 from rio_tiler.io import Reader
 from rio_tiler.models import ImageData
-from werkzeug.serving import make_server
 
 from sputnik import auth
 from sputnik.cog import POOL, configure_gdal
+from sputnik.local.stack import RecordedRequest
+from sputnik.local.stack import RecordingMotoServer as LocalRecordingMotoServer
 from sputnik.models import TABLES, ProductModel, ProjectModel, bind_tables
 from sputnik.settings import Settings, get_settings
 
@@ -68,29 +67,18 @@ def product_key(project_id: int, product_id: str) -> str:
     return f"projects/{project_id}/{product_id}.tif"
 
 
-class RecordingMotoServer(ThreadedMotoServer):
-    """A moto server that remembers (method, path, Range) of every request it serves."""
+class RecordingMotoServer(LocalRecordingMotoServer):
+    """A moto server on a free port that remembers (method, path, Range) of every request it serves."""
 
     def __init__(self) -> None:
-        super().__init__(ip_address="127.0.0.1", port=0, verbose=False)  # port 0: the OS picks a free one
-        self.requests: list[tuple[str, str, str | None]] = []
+        self.requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
+        super().__init__(self._append, "127.0.0.1", 0)  # port 0: the OS picks a free one
 
-    def _server_entry(self) -> None:
-        app = DomainDispatcherApplication(create_backend_app)
-
-        def recording(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-            with self._lock:
-                self.requests.append(
-                    (environ["REQUEST_METHOD"], environ["PATH_INFO"], environ.get("HTTP_RANGE"))
-                )
-            return app(environ, start_response)
-
-        self._server = make_server(
-            self._ip_address, self._port, recording, True, request_handler=MotoRequestHandler
-        )
-        self._server_ready_event.set()
-        self._server.serve_forever()
+    def _append(self, request: RecordedRequest) -> None:
+        """Keep one served request."""
+        with self._lock:
+            self.requests.append(request)
 
     def gets(self, bucket: str, key: str) -> list[str | None]:
         """The Range headers of the GETs made so far for one object."""

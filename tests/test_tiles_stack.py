@@ -8,9 +8,7 @@ from urllib.parse import quote
 
 import httpx
 import morecantile
-import numpy as np
 import pytest
-from rasterio.io import MemoryFile
 from rasterio.warp import transform_bounds
 from rio_tiler.io import Reader
 
@@ -19,6 +17,7 @@ from sputnik.cog import configure_gdal
 from sputnik.local.demo import load_rgb_product
 from sputnik.settings import get_settings
 from tests.conftest import new_user
+from tests.tiles_support import assert_same_pixels, decode_png, expected_tile
 
 SCENE = "sentinel-cogs/sentinel-s2-l2a-cogs/29/R/KH/2020/2/S2A_29RKH_20200219_0_L2A"
 SCENE_ID = "S2A_29RKH_20200219_0_L2A"
@@ -51,26 +50,13 @@ def real_scene(stack: Any, fixtures_dir: Path) -> dict[str, Any]:
     }
 
 
-def _pixels(png: bytes) -> np.ndarray:
-    """Decode a PNG into a band-first array."""
-    with MemoryFile(png) as mem, mem.open() as img:
-        return img.read()
-
-
-def _expected(url: str, tile: morecantile.Tile) -> np.ndarray:
-    """What rio-tiler's Reader.tile gives for that COG and tile, as PNG pixels with its mask."""
-    with Reader(url) as cog:
-        image = cog.tile(tile.x, tile.y, tile.z)
-    return _pixels(image.render(img_format="PNG"))
-
-
 def test_cog_tile_through_the_front_equals_rio_tiler(front: Any, real_scene: dict[str, Any]) -> None:
     t = real_scene["tile"]
     with httpx.Client(base_url=front.url, auth=real_scene["auth"], timeout=60) as api:
         r = api.get(f"/cog/tiles/WebMercatorQuad/{t.z}/{t.x}/{t.y}.png", params={"url": real_scene["tci"]})
         legacy = api.get(f"/cog/tiles/{t.z}/{t.x}/{t.y}@1x.png", params={"url": real_scene["tci"]})
     assert r.status_code == 200 and r.headers["content-type"] == "image/png"
-    assert np.array_equal(_pixels(r.content), _expected(real_scene["tci"], t))
+    assert_same_pixels(r.content, expected_tile(real_scene["tci"], t.z, t.x, t.y))
     assert legacy.content == r.content
 
 
@@ -83,10 +69,9 @@ def test_rgb_list_and_tile_through_the_front(front: Any, real_scene: dict[str, A
             f"/rgb/tile/{project}/{product}/{t.z}/{t.x}/{t.y}", headers={"if-none-match": r.headers["etag"]}
         )
     assert r.status_code == 200 and r.headers["content-type"] == "image/png"
-    pixels = _pixels(r.content)
-    assert pixels.shape == (4, 256, 256)
+    assert decode_png(r.content).shape == (4, 256, 256)
     key = f"s3://{get_settings().products_bucket}/projects/{project}/rgb/{product}.tif"
-    assert np.array_equal(pixels, _expected(key, t))
+    assert_same_pixels(r.content, expected_tile(key, t.z, t.x, t.y))
     assert again.status_code == 304
 
 

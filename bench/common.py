@@ -14,7 +14,7 @@ from sputnik.local.front import Front
 from sputnik.local.stack import LocalStack, free_port
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURES = REPO.parent / "shared" / "fixtures"
+FIXTURES = REPO / "tests" / "fixtures"
 LOGIN, PASSWORD = "bench", "bench password"
 
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURES = REPO.parent / "shared" / "fixtures"
+FIXTURES = REPO / "tests" / "fixtures"
 TEMPLATE = REPO / "template.yaml"
 PASSWORD = "correct horse battery"
 _logins = itertools.count()
@@ -19,7 +19,7 @@ _logins = itertools.count()
 
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
-    """Folder of real Sentinel-2 data (shared/fixtures beside the clone)."""
+    """Folder of real Sentinel-2 data kept in the repository (tests/fixtures)."""
     if not FIXTURES.is_dir():
         pytest.fail(f"real fixtures missing: expected {FIXTURES}")
     return FIXTURES

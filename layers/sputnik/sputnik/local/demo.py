@@ -8,10 +8,8 @@ from sputnik.settings import get_settings
 
 DEMO_TILES = ["33TWL", "33TXL"]
 DEMO_DATES = ["2021-06-05", "2021-06-20", "2021-07-10"]
-# A real Sentinel-2 L2A scene (contains modified Copernicus Sentinel data 2020), kept beside the repo.
-REAL_SCENE = Path(
-    "shared/fixtures/sentinel-cogs/sentinel-s2-l2a-cogs/29/R/KH/2020/2/S2A_29RKH_20200219_0_L2A"
-)
+# A real Sentinel-2 L2A scene (contains modified Copernicus Sentinel data 2020), kept in the repository.
+REAL_SCENE = Path("tests/fixtures/sentinel-cogs/sentinel-s2-l2a-cogs/29/R/KH/2020/2/S2A_29RKH_20200219_0_L2A")
 
 
 def _square(lon0: float, lat0: float, lon1: float, lat1: float) -> str:
@@ -27,8 +25,8 @@ DEMO_PROJECTS = [
 
 
 def has_real_scene(stack: LocalStack) -> bool:
-    """Whether the real scene lies beside the repository."""
-    return (stack.template.root.parent / REAL_SCENE).is_dir()
+    """Whether the real scene is in the checkout (it is not in an installed package)."""
+    return (stack.template.root / REAL_SCENE).is_dir()
 
 
 def load_scenes(stack: LocalStack, size: int = 256) -> str:
@@ -39,10 +37,10 @@ def load_scenes(stack: LocalStack, size: int = 256) -> str:
     bucket = get_settings().archive_bucket
     keys = generate_archive(s3, bucket, DEMO_TILES, DEMO_DATES, size=size)
     if has_real_scene(stack):
-        keys.append(upload_fixture_scene(s3, bucket, stack.template.root.parent / REAL_SCENE))
+        keys.append(upload_fixture_scene(s3, bucket, stack.template.root / REAL_SCENE))
         note = ", the real S2A_29RKH_20200219 among them (Copernicus Sentinel data 2020)"
     else:
-        note = f" (real scene not found at ../{REAL_SCENE})"
+        note = f" (real scene not found at {REAL_SCENE})"
     return f"{len(keys)} scenes in s3://{bucket}{note}"
 
 

@@ -40,7 +40,7 @@ class CompressedTextAttribute(Attribute[str]):
 def item_bytes(model: Model) -> int:
     """A model's size as DynamoDB counts it against its limits (names plus values; a slight overcount)."""
     size = 0
-    for name, typed in model.serialize().items():
+    for name, typed in model.serialize(null_check=False).items():
         ((kind, value),) = typed.items()
         size += len(name.encode())
         if kind == "S":

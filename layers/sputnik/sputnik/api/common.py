@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from sputnik import auth
 from sputnik.errors import Forbidden, InvalidInput, NotFound, SputnikError, Unauthorized
+from sputnik.transient import is_transient
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,12 @@ async def _sputnik_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     """Log an unexpected error whole, answer 500 without leaking paths or traces."""
+    if is_transient(exc):
+        # Throttling that outlasted the SDK's retries: nothing was half-done, the client may retry.
+        log.warning("AWS is busy on %s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse(
+            {"detail": "busy: try again shortly"}, status_code=503, headers={"Retry-After": "1"}
+        )
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return JSONResponse({"detail": "internal error"}, status_code=500)
 

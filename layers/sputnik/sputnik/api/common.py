@@ -26,12 +26,16 @@ STATUS: dict[type[SputnikError], int] = {
 UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Basic realm="sputnik", charset="UTF-8"'}
 
 
-async def caller(credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)]) -> str:
+async def caller(
+    request: Request, credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)]
+) -> str:
     """Return the authenticated login, or answer 401 with a Basic challenge."""
     if credentials is None:
         raise Unauthorized("authentication required")
+    # Lockout is per login and address: API Gateway's sourceIp, which Mangum hands on as the client.
+    source = request.client.host if request.client else ""
     # argon2 is CPU-bound: keep it off the event loop.
-    return await run_in_threadpool(auth.authenticate, credentials.username, credentials.password)
+    return await run_in_threadpool(auth.authenticate, credentials.username, credentials.password, source)
 
 
 Caller = Annotated[str, Depends(caller)]

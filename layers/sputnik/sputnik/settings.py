@@ -21,7 +21,7 @@ class Settings(BaseSettings):
     scenes_table: str = "sputnik-ScenesTable"
     meta_table: str = "sputnik-MetaTable"
     products_table: str = "sputnik-ProductsTable"
-    archive_bucket: str = "sputnik-archivebucket"
+    archive_bucket: str = "sputnik-archive-123456789012-us-east-1"
     products_bucket: str = "sputnik-productsbucket"
     ingest_function: str = "sputnik-IngestFunction"
     region: str = "us-east-1"

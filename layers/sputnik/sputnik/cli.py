@@ -166,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
         "invoke", help="run an event through a function of the local stack (AWS_ENDPOINT_URL) or of --stack"
     )
     invoke.add_argument("function", help="the function's logical id in template.yaml, e.g. ProjectsFunction")
-    invoke.add_argument("event", help="JSON file of the event, e.g. events/ProjectsFunction/project-list.json")
+    invoke.add_argument("event", help="JSON file of the event, e.g. events/MetaFunction/meta-dates.json")
     invoke.add_argument("--template", default="template.yaml", help="where the local stack's names come from")
     invoke.set_defaults(func=cmd_invoke)
     return parser

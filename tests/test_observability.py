@@ -95,3 +95,11 @@ def test_every_function_of_the_template_is_observed(
     stack.invoke(name, json.loads(Path(event_file).read_text()))
     published = metrics_of(json_lines(capfd.readouterr().out), name)
     assert published, f"{logical} published no metrics"
+
+
+def test_a_call_without_a_lambda_context_runs_the_handler_alone(capfd: pytest.CaptureFixture[str]) -> None:
+    assert observe(lambda event, context: {"statusCode": 204, "seen": event})({"n": 1}, None) == {
+        "statusCode": 204,
+        "seen": {"n": 1},
+    }
+    assert "_aws" not in capfd.readouterr().out

@@ -66,9 +66,14 @@ def observe(handler: Handler) -> Handler:
         return counted(event, context)
 
     @logger.inject_lambda_context(clear_state=True)
-    def observed(event: dict[str, Any], context: Any) -> Any:
+    def in_lambda(event: dict[str, Any], context: Any) -> Any:
         if not traced:
             traced.append(tracer().capture_lambda_handler(invoke, capture_response=False))
         return traced[0](event, context)
+
+    def observed(event: dict[str, Any], context: Any) -> Any:
+        # Lambda always passes a context; a call without one (a test, a script) has no request to
+        # log or trace by, so it runs the handler alone.
+        return handler(event, context) if context is None else in_lambda(event, context)
 
     return observed

@@ -4,8 +4,9 @@ from mangum import Mangum
 
 from sputnik.api.cog import create_cog_app
 from sputnik.cog import configure_gdal
+from sputnik.observability import observe
 
 # GDAL reads its options from the environment when it first needs them, i.e. after this.
 configure_gdal()
 app = create_cog_app()
-handler = Mangum(app, lifespan="off")
+handler = observe(Mangum(app, lifespan="off"))

@@ -3,6 +3,7 @@
 from mangum import Mangum
 
 from sputnik.api.meta import create_meta_app
+from sputnik.observability import observe
 
 app = create_meta_app()
-handler = Mangum(app, lifespan="off")
+handler = observe(Mangum(app, lifespan="off"))

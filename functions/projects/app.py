@@ -3,6 +3,7 @@
 from mangum import Mangum
 
 from sputnik.api.projects import create_projects_app
+from sputnik.observability import observe
 
 app = create_projects_app()
-handler = Mangum(app, lifespan="off")
+handler = observe(Mangum(app, lifespan="off"))

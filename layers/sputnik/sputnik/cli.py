@@ -1,4 +1,4 @@
-"""The `sputnik` command: manage users, run the local stack, write a demo archive."""
+"""The `sputnik` command: manage users, run the local stack, write a demo archive, invoke functions."""
 
 import argparse
 import getpass
@@ -92,6 +92,40 @@ def cmd_archive(args: argparse.Namespace) -> int:
     return 0
 
 
+def function_name(logical_id: str, stack: str | None, template: Path) -> str:
+    """The name of a template function: in the deployed stack, or as the local stack names it."""
+    if stack:
+        import boto3
+
+        resource = boto3.client("cloudformation").describe_stack_resource(
+            StackName=stack, LogicalResourceId=logical_id
+        )
+        return str(resource["StackResourceDetail"]["PhysicalResourceId"])
+    from sputnik.local.template import Template
+
+    local = Template.load(template)
+    functions = local.of_type("AWS::Serverless::Function")
+    if logical_id not in functions:
+        raise SputnikError(f"{template} has no function {logical_id}; it has {', '.join(sorted(functions))}")
+    return local.physical_name(logical_id)
+
+
+def cmd_invoke(args: argparse.Namespace) -> int:
+    """Run an event (such as one of events/) through a function and print its result."""
+    import json
+
+    import boto3
+
+    event = json.loads(Path(args.event).read_text())
+    name = function_name(args.function, args.stack, Path(args.template))
+    response = boto3.client("lambda").invoke(FunctionName=name, Payload=json.dumps(event).encode())
+    print(response["Payload"].read().decode())
+    if response.get("FunctionError"):
+        print(f"sputnik: {args.function} failed ({response['FunctionError']})", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = argparse.ArgumentParser(prog="sputnik", description=__doc__)
@@ -131,6 +165,14 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--aws-port", type=int, default=int(os.environ.get("AWS_PORT", 5000)))
     local.add_argument("--template", default="template.yaml")
     local.set_defaults(func=cmd_local)
+
+    invoke = sub.add_parser(
+        "invoke", help="run an event through a function of the local stack (AWS_ENDPOINT_URL) or of --stack"
+    )
+    invoke.add_argument("function", help="the function's logical id in template.yaml, e.g. ProjectsFunction")
+    invoke.add_argument("event", help="JSON file of the event, e.g. events/MetaFunction/meta-dates.json")
+    invoke.add_argument("--template", default="template.yaml", help="where the local stack's names come from")
+    invoke.set_defaults(func=cmd_invoke)
     return parser
 
 

@@ -21,7 +21,7 @@ class Settings(BaseSettings):
     scenes_table: str = "sputnik-ScenesTable"
     meta_table: str = "sputnik-MetaTable"
     products_table: str = "sputnik-ProductsTable"
-    archive_bucket: str = "sputnik-archivebucket"
+    archive_bucket: str = "sputnik-archive-123456789012-us-east-1"
     # A public archive in another account whose new items are ingested too (template: ExternalArchiveBucket).
     external_archive_bucket: str = ""
     products_bucket: str = "sputnik-productsbucket"

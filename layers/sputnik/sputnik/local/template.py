@@ -115,8 +115,8 @@ class Template:
         res = self.resources[logical_id]
         props = res.get("Properties") or {}
         for key in ("TableName", "BucketName", "FunctionName", "Name"):
-            if isinstance(props.get(key), str):
-                return str(props[key])
+            if key in props:
+                return str(self.resolve(props[key]))
         return (
             f"{self.stack_name}-{logical_id}".lower()
             if "Bucket" in res["Type"]

@@ -6,12 +6,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-import boto3
 from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist
 from pynamodb.transactions import TransactWrite
 
-from sputnik import geo, mgrs
 from sputnik.errors import InvalidInput, NotFound
 from sputnik.ids import next_id
 from sputnik.models import ProjectModel, ProjectTileModel
@@ -57,6 +55,9 @@ def validate(name: str, start_date: str | None, end_date: str | None, border: An
     start, end = parse_date(start_date, "start_date"), parse_date(end_date, "end_date")
     if start and end and start > end:
         raise InvalidInput("start_date is after end_date")
+    # Imported here: the functions that only read projects (meta) run without shapely and pyproj.
+    from sputnik import geo, mgrs
+
     geom = geo.parse_border(border)
     tiles = frozenset(mgrs.tiles_for_border(geom))
     if len(tiles) > MAX_TILES:
@@ -66,6 +67,8 @@ def validate(name: str, start_date: str | None, end_date: str | None, border: An
 
 def create_project(login: str, new: NewProject) -> ProjectModel:
     """Store a validated project and its tile index rows atomically; return it."""
+    from sputnik import geo
+
     project = ProjectModel(
         next_id("project_id"),
         login=login,
@@ -102,6 +105,8 @@ def request_backfill(project_id: int) -> None:
     Asynchronous so the caller gets the id at once and Lambda retries a failed backfill itself;
     every write of the backfill is idempotent, and scenes arriving meanwhile are matched by ingest.
     """
+    import boto3  # here: the functions that only read projects never load it
+
     boto3.client("lambda").invoke(
         FunctionName=get_settings().ingest_function,
         InvocationType="Event",

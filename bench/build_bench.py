@@ -4,8 +4,10 @@ For every function of template.yaml, as `sam build` left it in .aws-sam/build: i
 layer, unzipped (what Lambda's 250 MB limit counts), and its cold init, i.e. importing its handler
 module (which builds the app), in a fresh interpreter that sees only the built function, its layer
 and the runtime's own boto3 (.aws-sam/runtime), with bytecode writes off as on Lambda's read-only
-/opt; median of 5, the functions interleaved. A stock titiler.core app (a `TilerFactory` behind
-Mangum) is measured the same way on the imagery layer, as the reference for the imagery functions.
+/opt; median of 5, the functions interleaved. The budgets are read against the CPU time of that
+import (wall time, printed beside it, also counts whoever else shares the machine). A stock
+titiler.core app (a `TilerFactory` behind Mangum) is measured the same way on the imagery layer,
+as the reference for the imagery functions.
 Before timing, each layer passes a smoke run of real work (a tile rendered from a fixture COG,
 PROJ transforms, geometry, a password hash), so that slimming cannot break a library unseen.
 """
@@ -119,17 +121,18 @@ def run_isolated(code: str, target: Target, env: dict[str, str]) -> str:
     return out.stdout.strip()
 
 
-def cold_init_ms(target: Target, env: dict[str, str]) -> float:
-    """Import the handler module once, as Lambda's init phase does; milliseconds."""
+def cold_init_ms(target: Target, env: dict[str, str]) -> tuple[float, float]:
+    """Import the handler module once, as Lambda's init phase does: (CPU, wall) milliseconds."""
     code = """
         import time
-        start = time.perf_counter()
+        cpu, wall = time.process_time(), time.perf_counter()
         import app
-        elapsed = time.perf_counter() - start
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         assert callable(app.handler)
-        print(elapsed * 1000)
+        print(cpu * 1000, wall * 1000)
     """
-    return float(run_isolated(code, target, env))
+    cpu, wall = run_isolated(code, target, env).split()
+    return float(cpu), float(wall)
 
 
 def environment(template: Template, target: Target) -> dict[str, str]:
@@ -163,26 +166,36 @@ def main() -> None:
             probe = next(t for t in [*targets, stock] if t.layer == layer)
             print(f"  {layer:<14} {run_isolated(code, probe, envs[probe.name])}")
 
-        times: dict[str, list[float]] = {t.name: [] for t in [*targets, stock]}
+        cpu: dict[str, list[float]] = {t.name: [] for t in [*targets, stock]}
+        wall: dict[str, list[float]] = {t.name: [] for t in [*targets, stock]}
+        load = os.getloadavg()[0]
         for _ in range(RUNS):
             for target in [*targets, stock]:
-                times[target.name].append(cold_init_ms(target, envs[target.name]))
+                spent, elapsed = cold_init_ms(target, envs[target.name])
+                cpu[target.name].append(spent)
+                wall[target.name].append(elapsed)
+        load = max(load, os.getloadavg()[0])
 
-    print(f"build: each function with its layer, unzipped, and its cold init (median of {RUNS})")
-    print(f"  {'':<20}{'layer':<15}{'MB':>7}{'budget':>8}{'init ms':>9}{'budget':>8}  {'runs, ms':<}")
+    print(f"build: each function with its layer, unzipped, and its cold init, median of {RUNS}")
+    # On a shared machine wall time measures the neighbours too: CPU time is what the budget reads.
+    print(f"  (load average up to {load:.1f} on {os.cpu_count()} CPUs during the runs)")
+    header = f"{'layer':<15}{'MB':>7}{'budget':>8}{'CPU ms':>8}{'budget':>8}{'wall ms':>9}"
+    print(f"  {'':<20}{header}  CPU ms of each run")
     for target in [*targets, stock]:
         mb = size(target.code, BUILD / target.layer / "python") / MB
-        ms = statistics.median(times[target.name])
         size_budget = "" if target.name == STOCK else f"{SIZE_BUDGET[target.layer]}"
         init_budget = f"{INIT_BUDGET_MS[target.layer]}" if target.api and target.name != STOCK else ""
-        runs = " ".join(f"{t:.0f}" for t in times[target.name])
-        figures = f"{mb:>7.1f}{size_budget:>8}{ms:>9.0f}{init_budget:>8}"
+        ms, wall_ms = statistics.median(cpu[target.name]), statistics.median(wall[target.name])
+        runs = " ".join(f"{t:.0f}" for t in cpu[target.name])
+        figures = f"{mb:>7.1f}{size_budget:>8}{ms:>8.0f}{init_budget:>8}{wall_ms:>9.0f}"
         print(f"  {target.name:<20}{target.layer:<15}{figures}  {runs}")
-    stock_ms = statistics.median(times[STOCK])
     for target in targets:
         if target.layer == "GeoLayer":
-            ratio = statistics.median(times[target.name]) / stock_ms
-            print(f"  {target.name} / {STOCK} cold init: {ratio:.2f} (≤ 1 is no slower)")
+            ratio = statistics.median(cpu[target.name]) / statistics.median(cpu[STOCK])
+            ratio_wall = statistics.median(wall[target.name]) / statistics.median(wall[STOCK])
+            print(
+                f"  {target.name} / {STOCK}, cold init: {ratio:.2f} CPU, {ratio_wall:.2f} wall (≤ 1: as fast)"
+            )
     for layer in SIZE_BUDGET:
         folder = BUILD / layer / "python"
         print(f"  layer {layer}: {size(folder) / MB:.1f} MB")

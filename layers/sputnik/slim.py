@@ -28,11 +28,11 @@ UNUSED = [
     "numpy/doc",
     "numpy/_core/_simd.*",  # numpy's SIMD test module
     "numpy/_core/_*_tests.*",
-    "pydantic/v1",  # pydantic 1 compatibility: FastAPI checks for it and does without
     "aws_lambda_powertools/event_handler",  # Powertools' own HTTP router: FastAPI routes here
     "cffi",  # cffi's build-time parser: argon2's bindings are compiled (_cffi_backend stays)
     "pycparser",
     "*.dist-info/RECORD",
+    "*.dist-info/sboms",
 ]
 # Stripping numpy's OpenBLAS breaks it (it is already stripped, and patchelf-edited).
 NO_STRIP = {"numpy.libs"}
@@ -88,6 +88,10 @@ def drop_junk(root: Path, unused: list[str]) -> None:
     for path in sorted(root.rglob("*"), reverse=True):
         if path.is_dir() and not any(path.iterdir()):
             path.rmdir()
+    # A wheel's METADATA ends with its README: importlib.metadata reads only the headers above it.
+    for metadata in root.glob("*.dist-info/METADATA"):
+        headers = metadata.read_text(encoding="utf-8").split("\n\n", 1)[0]
+        metadata.write_text(headers + "\n", encoding="utf-8")
 
 
 def elf_files(root: Path) -> Iterator[Path]:

@@ -35,6 +35,7 @@ $(TOOLS_STAMP):
 # measuring the functions as Lambda runs them (bench/build_bench.py).
 PYTHON_BIN = $(shell dirname "$$($(PYTHON) -c 'import sys; print(sys.executable)')")
 build: $(TOOLS_STAMP)
+	@test -n "$(PYTHON)" || { echo "Python 3.12 not found: install it (e.g. pyenv install 3.12) and retry"; exit 1; }
 	PATH="$(PYTHON_BIN):$$PATH" $(TOOLS)/bin/sam build --parallel --template template.yaml
 	rm -rf .aws-sam/runtime
 	PATH="$(PYTHON_BIN):$$PATH" $(MAKE) --no-print-directory -C layers/sputnik runtime \

@@ -42,6 +42,7 @@ app.include_router(TilerFactory().router, prefix="/cog")
 handler = Mangum(app, lifespan="off")
 """
 TCI = next((FIXTURES / "sentinel-cogs").rglob("TCI.tif"))
+ITEM = next((FIXTURES / "stac-items" / "v1").glob("*.json"))
 SMOKE = {
     "SputnikLayer": """
         from argon2 import PasswordHasher
@@ -50,12 +51,16 @@ SMOKE = {
         import pydantic, fastapi, pynamodb.models, aws_lambda_powertools
         print("argon2, pydantic, fastapi, pynamodb, powertools")
     """,
-    "GeometryLayer": """
-        from sputnik import geo, mgrs
-        square = '{"type": "Polygon", "coordinates": [[[-10, 40], [-9, 40], [-9, 41], [-10, 40]]]}'
-        tiles = sorted(mgrs.tiles_for_border(geo.parse_border(square)))
+    "GeometryLayer": f"""
+        from sputnik import geo, mgrs, stac
+        square = '{{"type": "Polygon", "coordinates": [[[-10, 40], [-9, 40], [-9, 41], [-10, 40]]]}}'
+        border = geo.parse_border(square)
+        tiles = sorted(mgrs.tiles_for_border(border))
         assert "29TNE" in tiles, tiles
-        print("shapely + pyproj: border -> tiles", tiles)
+        assert geo.from_wkt(geo.to_wkt(border)).equals(border) and geo.area_km2(border) > 4000
+        scene = stac.parse_item(open({str(ITEM)!r}).read())
+        assert geo.parse_border(geo.to_geojson(scene.footprint)).intersects(scene.footprint)
+        print("shapely + pyproj: border -> tiles", tiles, "; STAC item", scene.scene_id)
     """,
     "GeoLayer": f"""
         from rio_tiler.io import Reader

@@ -9,7 +9,7 @@ PYTHON ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.1
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null && { echo $$p; break; }; done)
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck cfn-lint validate pytest bench clean
+.PHONY: install run test lint typecheck cfn-lint validate pytest bench clean build lock
 
 install: $(STAMP)
 
@@ -29,6 +29,29 @@ $(TOOLS_STAMP):
 	$(TOOLS)/bin/python -m pip install -q -U pip
 	$(TOOLS)/bin/python -m pip install -q "aws-sam-cli==1.170.*"
 	@touch $@
+
+# `sam build` without Docker needs the runtime's python3.12 itself first on PATH (not a pyenv shim).
+# The layers are built by layers/sputnik/Makefile; .aws-sam/runtime gets the runtime's own boto3, for
+# measuring the functions as Lambda runs them (bench/build_bench.py).
+PYTHON_BIN = $(shell dirname "$$($(PYTHON) -c 'import sys; print(sys.executable)')")
+build: $(TOOLS_STAMP)
+	@test -n "$(PYTHON)" || { echo "Python 3.12 not found: install it (e.g. pyenv install 3.12) and retry"; exit 1; }
+	PATH="$(PYTHON_BIN):$$PATH" $(TOOLS)/bin/sam build --parallel --template template.yaml
+	rm -rf .aws-sam/runtime
+	PATH="$(PYTHON_BIN):$$PATH" $(MAKE) --no-print-directory -C layers/sputnik runtime \
+		ARTIFACTS_DIR="$(CURDIR)/.aws-sam/runtime"
+
+# The layers' pins (layers/sputnik/lock/), from pyproject.toml for Lambda's platform;
+# `make lock UPGRADE=--upgrade` moves every pin to the newest release.
+LOCK_DIR := layers/sputnik/lock
+UV_COMPILE = $(TOOLS)/bin/uv pip compile -q $(UPGRADE) pyproject.toml --python-version 3.12 \
+	--python-platform x86_64-manylinux_2_34 --only-binary :all: --annotation-style line \
+	--custom-compile-command "make lock"
+lock: $(TOOLS_STAMP)
+	$(TOOLS)/bin/python -m pip install -q "uv==0.13.*"
+	$(UV_COMPILE) --extra geometry --extra imagery -o $(LOCK_DIR)/imagery.txt
+	$(UV_COMPILE) --extra geometry -c $(LOCK_DIR)/imagery.txt -o $(LOCK_DIR)/geometry.txt
+	$(UV_COMPILE) -c $(LOCK_DIR)/imagery.txt -o $(LOCK_DIR)/base.txt
 
 run: $(STAMP)
 	$(BIN)/sputnik local --port $(PORT) --aws-port $(AWS_PORT)
@@ -67,4 +90,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam

@@ -9,7 +9,7 @@ from bench import ingest_bench
 def main() -> int:
     """Run the benchmarks named on the command line (default: all)."""
     logging.disable(logging.INFO)
-    wanted = set(sys.argv[1:]) or {"ingest", "tiles"}
+    wanted = set(sys.argv[1:]) or {"ingest", "tiles", "build"}
     if "ingest" in wanted:
         ingest_bench.main()
     if "tiles" in wanted:
@@ -19,6 +19,10 @@ def main() -> int:
             print("tiles benchmark not available")
         else:
             tiles_bench.main()
+    if "build" in wanted:
+        from bench import build_bench
+
+        build_bench.main()
     return 0
 
 

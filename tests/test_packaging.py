@@ -2,56 +2,198 @@
 
 import ast
 import importlib.metadata
+import importlib.util
 import re
 import subprocess
 import sys
 import tomllib
 from functools import cache
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
+from sputnik import auth
 from sputnik.local.template import Template
 from tests.conftest import REPO, TEMPLATE
 
 LAYER = REPO / "layers" / "sputnik"
+LOCKS = {"SputnikLayer": "base.txt", "GeometryLayer": "geometry.txt", "GeoLayer": "imagery.txt"}
+EXTRAS = {"SputnikLayer": [], "GeometryLayer": ["geometry"], "GeoLayer": ["geometry", "imagery"]}
+# What a function of each layer must never import: its layer does not have it.
+NOT_IN = {
+    "SputnikLayer": {"numpy", "shapely", "pyproj", "rasterio", "rio_tiler", "titiler", "morecantile"},
+    "GeometryLayer": {"rasterio", "rio_tiler", "titiler", "morecantile"},
+    "GeoLayer": set(),
+}
+FUNCTIONS = sorted(Template.load(TEMPLATE).of_type("AWS::Serverless::Function"))
 
 
-def _names(lines: list[str]) -> set[str]:
-    """Distribution names of requirement lines, normalised."""
-    found = set()
-    for line in lines:
+def _pins(lock: str) -> dict[str, str]:
+    """Distribution name → pinned version of a lock file."""
+    pins = {}
+    for line in (LAYER / "lock" / lock).read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         if line:
-            found.add(
-                re.split(r"[<>=!~\[ ]", line, maxsplit=1)[0].lower().replace("_", "-").replace(".", "-")
-            )
-    return found
+            name, version = line.split("==")
+            pins[canonicalize_name(name)] = version
+    return pins
 
 
-def test_layer_requirements_match_pyproject() -> None:
+def _dropped(layer: str) -> set[str]:
+    """Modules that the layers' Makefile drops from a layer (its DROP list), as dotted names."""
+    makefile = (LAYER / "Makefile").read_text()
+    target = re.search(rf"^build-{layer}:\n((?:\t.*\n)+)", makefile, re.M)
+    assert target, f"layers/sputnik/Makefile has no build-{layer} target"
+    drop = re.search(r'DROP="([^"]*)"', target.group(1))
+    return {path.replace("/", ".") for path in drop.group(1).split()} if drop else set()
+
+
+@pytest.mark.parametrize("layer", sorted(LOCKS))
+def test_each_lock_pins_what_pyproject_asks_for_its_layer(layer: str) -> None:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    light = _names((LAYER / "requirements.txt").read_text().splitlines())
-    geo = _names((LAYER / "requirements-geo.txt").read_text().splitlines())
-    # boto3 comes with Lambda's runtime; rio-cogeo only writes demo archives, never in Lambda.
-    assert light == _names(project["dependencies"]) - {"boto3"}
-    assert geo == _names(project["optional-dependencies"]["geo"]) - {"rio-cogeo"}
+    wanted = [Requirement(r) for r in project["dependencies"]]
+    for extra in EXTRAS[layer]:
+        wanted += [Requirement(r) for r in project["optional-dependencies"][extra]]
+    pins = _pins(LOCKS[layer])
+    for requirement in wanted:
+        name = canonicalize_name(requirement.name)
+        assert name in pins, (
+            f"{name} is in pyproject.toml but not pinned in lock/{LOCKS[layer]}: run make lock"
+        )
+        assert requirement.specifier.contains(pins[name], prereleases=True), (
+            f"lock/{LOCKS[layer]} pins {name}=={pins[name]}, outside pyproject's {requirement}: run make lock"
+        )
 
 
-@pytest.mark.parametrize("logical", sorted(Template.load(TEMPLATE).of_type("AWS::Serverless::Function")))
-def test_only_functions_with_the_geo_layer_import_the_imagery_stack(logical: str) -> None:
+def test_the_locks_agree_and_each_layer_holds_the_one_before() -> None:
+    base, geometry, imagery = _pins("base.txt"), _pins("geometry.txt"), _pins("imagery.txt")
+    assert base.items() <= geometry.items() <= imagery.items()
+    assert {"numpy", "shapely", "pyproj"} <= geometry.keys() - base.keys()
+    assert {"rasterio", "rio-tiler", "titiler-core"} <= imagery.keys() - geometry.keys()
+
+
+def test_every_function_attaches_exactly_one_of_the_layers() -> None:
+    template = Template.load(TEMPLATE)
+    for logical in FUNCTIONS:
+        layers = [layer["Ref"] for layer in template.resources[logical]["Properties"]["Layers"]]
+        assert len(layers) == 1 and layers[0] in LOCKS, f"{logical}: {layers}"
+    for layer in LOCKS:
+        assert template.resources[layer]["Metadata"]["BuildMethod"] == "makefile"
+        assert f"build-{layer}:" in (LAYER / "Makefile").read_text()
+
+
+@pytest.mark.parametrize("logical", FUNCTIONS)
+def test_a_function_never_imports_what_its_layer_leaves_out(logical: str) -> None:
+    """The lazy-import rule: loading a handler (import and app build) stays inside its layer."""
     props = Template.load(TEMPLATE).resources[logical]["Properties"]
-    layers = [layer["Ref"] for layer in props["Layers"]]
-    assert len(layers) == 1, "a function attaches one layer: GeoLayer already holds SputnikLayer's packages"
+    (layer,) = [ref["Ref"] for ref in props["Layers"]]
     code = (
         "import importlib.util, sys;"
         f"spec = importlib.util.spec_from_file_location('fn', '{props['CodeUri']}app.py');"
         "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m);"
-        "print('rasterio' in sys.modules)"
+        "assert callable(m.handler);"
+        "print('\\n'.join(sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == str(layers == ["GeoLayer"])
+    loaded = set(out.stdout.split())
+    assert "sputnik" in loaded
+    forbidden = NOT_IN[layer] | _dropped(layer)
+    found = {m.split(".")[0] for m in loaded if m.split(".")[0] in NOT_IN[layer]} | (loaded & forbidden)
+    assert not found, f"{logical} ({layer}) imports {sorted(found)}: import them where they are used"
+
+
+def test_light_functions_exist_and_geo_functions_read_pixels() -> None:
+    """The rule above is tested on real cases: meta has the light layer, cog and rgb the imagery one."""
+    template = Template.load(TEMPLATE)
+    layer_of = {f: template.resources[f]["Properties"]["Layers"][0]["Ref"] for f in FUNCTIONS}
+    assert layer_of["MetaFunction"] == "SputnikLayer"
+    assert layer_of["ProjectsFunction"] == layer_of["IngestFunction"] == "GeometryLayer"
+    assert layer_of["CogFunction"] == layer_of["RgbFunction"] == "GeoLayer"
+
+
+def test_the_dummy_hash_has_the_hashers_parameters() -> None:
+    """auth keeps a precomputed hash (hashing at import slows cold starts): it must cost a real verify."""
+    assert not auth.HASHER.check_needs_rehash(auth._DUMMY_HASH)
+    assert not auth._verify(auth._DUMMY_HASH, "anything")
+
+
+# ---------------------------------------------------------------- slim.py, on a small layer of its own
+
+
+def _slim() -> ModuleType:
+    """layers/sputnik/slim.py, the layers' slimming step."""
+    spec = importlib.util.spec_from_file_location("slim", LAYER / "slim.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _write(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+
+
+def _run_isolated(root: Path, code: str) -> str:
+    """Run code in an interpreter that sees only root (and the standard library), writing no bytecode."""
+    out = subprocess.run(
+        [sys.executable, "-I", "-S", "-B", "-c", f"import sys; sys.path.insert(0, {str(root)!r}); {code}"],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def test_slim_ships_bytecode_only_and_the_library_keeps_its_sources(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        {
+            "dep/__init__.py": "from dep.core import answer\n",
+            "dep/core.py": '"""A docstring."""\ndef answer():\n    return 42\n',
+            "dep/tests/test_core.py": "assert False\n",
+            "dep/core.pyi": "def answer() -> int: ...\n",
+            "dep/_speedups.c": "int x;\n",
+            "single.py": "VALUE = 'single'\n",
+            "sputnik/__init__.py": "",
+            "sputnik/thing.py": "def boom():\n    raise ValueError('boom')\n",
+            "dep-1.0.dist-info/METADATA": "Name: dep\nVersion: 1.0\n",
+            "dep-1.0.dist-info/RECORD": "dep/__init__.py,,\n",
+        },
+    )
+    slim = _slim()
+    slim.drop_junk(tmp_path, slim.UNUSED)
+    slim.compile_bytecode(tmp_path)
+
+    left = {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()}
+    assert {"dep/__init__.pyc", "dep/core.pyc", "single.pyc", "dep-1.0.dist-info/METADATA"} <= left
+    assert (
+        not {"dep/core.py", "dep/core.pyi", "dep/_speedups.c", "single.py", "dep-1.0.dist-info/RECORD"} & left
+    )
+    assert not any(name.startswith("dep/tests") for name in left)
+    # The library keeps its sources, beside bytecode that is used without checking them.
+    assert {"sputnik/thing.py", "sputnik/__pycache__/thing.cpython-312.pyc"} <= left
+    (tmp_path / "sputnik" / "thing.py").write_text("def boom():\n    return 'edited source is not read'\n")
+    code = (
+        "import dep, single, sputnik.thing;"
+        "print(dep.answer(), single.VALUE);"
+        "import traceback\ntry: sputnik.thing.boom()\nexcept ValueError: print('raised from bytecode')"
+    )
+    assert _run_isolated(tmp_path, code).splitlines() == ["42 single", "raised from bytecode"]
+
+
+def test_slim_drops_docstrings_only_of_the_scientific_libraries(tmp_path: Path) -> None:
+    slim = _slim()
+    module = 'def f():\n    """Doc."""\n    assert False, "asserts go with docstrings"\n'
+    _write(tmp_path, {f"{name}/__init__.py": module for name in ("numpy", "fastapi")})
+    slim.compile_bytecode(tmp_path)
+    code = "import numpy, fastapi; print(numpy.f.__doc__, fastapi.f.__doc__); numpy.f()"
+    assert _run_isolated(tmp_path, code) == "None Doc."
+
 
 
 # ---------------------------------------------------------------- a clone stands alone

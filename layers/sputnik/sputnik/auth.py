@@ -32,7 +32,10 @@ MIN_PASSWORD = 8
 FAIL_PREFIX = "!fail:"  # cannot collide with a login: logins never start with "!"
 
 # Verified against when the login is unknown, so an unknown login costs one argon2 verify too.
-_DUMMY_HASH = HASHER.hash("sputnik-no-such-user")
+# Made once by HASHER.hash with HASHER's parameters: hashing at import would slow every cold start.
+_DUMMY_HASH = (
+    "$argon2id$v=19$m=19456,t=2,p=1$6akxP360SrMIUIa5Vb/cjg$HsbhsyFKWRZDF1fuBQkHr2oT0byNkG2HGN+tqwXFajQ"
+)
 _cache: dict[str, float] = {}
 _cache_lock = threading.Lock()
 

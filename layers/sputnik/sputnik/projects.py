@@ -7,12 +7,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-import boto3
 from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist
 from pynamodb.transactions import TransactWrite
 
-from sputnik import geo, mgrs
 from sputnik.errors import InvalidInput, NotFound
 from sputnik.ids import next_id
 from sputnik.models import ITEM_BYTES, TRANSACTION_BYTES, ProjectModel, ProjectTileModel, item_bytes
@@ -62,6 +60,9 @@ def validate(name: str, start_date: str | None, end_date: str | None, border: An
     start, end = parse_date(start_date, "start_date"), parse_date(end_date, "end_date")
     if start and end and start > end:
         raise InvalidInput("start_date is after end_date")
+    # Imported here: the functions that only read projects (meta) run without shapely and pyproj.
+    from sputnik import geo, mgrs
+
     geom = geo.parse_border(border)
     tiles = frozenset(mgrs.tiles_for_border(geom))
     if len(tiles) > MAX_TILES:
@@ -75,6 +76,8 @@ def create_project(login: str, new: NewProject) -> ProjectModel:
     Each tile row carries only the part of the border a scene of that tile can meet, so a detailed
     border is stored about once in all, and ingest still tests a scene against one row.
     """
+    from sputnik import geo, mgrs
+
     border = geo.to_wkt(new.border)
     project = ProjectModel(
         0,
@@ -143,6 +146,8 @@ def request_backfill(project_id: int) -> None:
     Asynchronous so the caller gets the id at once and Lambda retries a failed backfill itself;
     every write of the backfill is idempotent, and scenes arriving meanwhile are matched by ingest.
     """
+    import boto3  # here: the functions that only read projects never load it
+
     boto3.client("lambda").invoke(
         FunctionName=get_settings().ingest_function,
         InvocationType="Event",

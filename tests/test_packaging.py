@@ -31,6 +31,16 @@ NOT_IN = {
 FUNCTIONS = sorted(Template.load(TEMPLATE).of_type("AWS::Serverless::Function"))
 
 
+def _names(lines: list[str]) -> set[str]:
+    """Normalised distribution names of requirement lines (comments and blanks skipped)."""
+    found = set()
+    for line in lines:
+        line = line.split("#", 1)[0].strip()
+        if line:
+            found.add(canonicalize_name(Requirement(line).name))
+    return found
+
+
 def _pins(lock: str) -> dict[str, str]:
     """Distribution name → pinned version of a lock file."""
     pins = {}
@@ -193,7 +203,6 @@ def test_slim_drops_docstrings_only_of_the_scientific_libraries(tmp_path: Path) 
     slim.compile_bytecode(tmp_path)
     code = "import numpy, fastapi; print(numpy.f.__doc__, fastapi.f.__doc__); numpy.f()"
     assert _run_isolated(tmp_path, code) == "None Doc."
-
 
 
 # ---------------------------------------------------------------- a clone stands alone

@@ -124,6 +124,8 @@ def _check_fits(items: list[ProjectModel | ProjectTileModel]) -> None:
     """Refuse, before anything is written, a project too large for DynamoDB's item or transaction limits."""
     sizes = [item_bytes(item) + 16 for item in items]  # + room for the id the counter will give
     if max(sizes) > ITEM_BYTES or sum(sizes) > TRANSACTION_BYTES:
+        from sputnik import geo
+
         raise InvalidInput(
             f"border is too detailed to store ({sum(sizes):,} bytes): simplify it, "
             f"e.g. to fewer than {geo.MAX_VERTICES:,} vertices"

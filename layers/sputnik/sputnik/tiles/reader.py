@@ -14,6 +14,7 @@ from typing import Any
 
 import attr
 import numpy
+from rasterio._err import CPLE_BaseError
 from rasterio.crs import CRS
 from rasterio.errors import RasterioError
 from rasterio.io import DatasetReader
@@ -265,9 +266,10 @@ class TileReader(Reader):
         image = self._reading(
             super().part, inner, dst_crs=crs, bounds_crs=crs, height=row1 - row0, width=col1 - col0, **options
         )
-        data = numpy.ma.masked_all((image.count, height, width), dtype=image.array.dtype)
+        # Zeros under the mask, as rio-tiler's own warp leaves them (JPEG shows them).
+        zeros = numpy.zeros((image.count, height, width), dtype=image.array.dtype)
+        data = numpy.ma.MaskedArray(zeros, mask=True, fill_value=image.array.fill_value)
         data[:, row0:row1, col0:col1] = image.array
-        data.fill_value = image.array.fill_value
         return ImageData(
             data,
             assets=image.assets,
@@ -297,7 +299,7 @@ class TileReader(Reader):
         """Run a rio-tiler read, turning GDAL's failure to decode the file into a short 422."""
         try:
             return read(*args, **kwargs)
-        except RasterioError as exc:
+        except (RasterioError, CPLE_BaseError) as exc:
             # Truncated or corrupt blocks; S3 failures keep GDAL's message (storage errors stay 5xx).
             if "HTTP" in str(exc) or "curl" in str(exc).lower():
                 raise

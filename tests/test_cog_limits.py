@@ -276,6 +276,9 @@ BAD_PARAMETERS = [
     ),
     (f"/cog/tiles/{Z}/{X}/{Y}.png?{Q}&algorithm=hillshade&algorithm_params=%7B", "query", "algorithm_params"),
     (f"/cog/tiles/CDB1GlobalGrid/22/0/0.png?{Q}", "path", "z"),
+    (f"/cog/tiles/{Z}/{X}/{Y}.png?{Q}&nodata=nan", "query", "nodata"),  # on uint8 data
+    (f"/cog/tiles/{Z}/{X}/{Y}.png?{Q}&nodata=300", "query", "nodata"),
+    (f"/cog/tiles/{Z}/{X}/{Y}.png?{Q}&bidx=1&colormap=" + quote('{"a": 1}'), "query", "colormap"),
 ]
 
 
@@ -295,6 +298,24 @@ def test_good_forms_of_the_same_parameters_still_work(client: TestClient) -> Non
         '{"azimuth": 90}'
     )
     assert client.get(hillshade).status_code == 200
+
+
+WORLD = {
+    "type": "Feature",
+    "properties": {},
+    "geometry": {
+        "type": "Polygon",
+        "coordinates": [[[-180, -85], [180, -85], [180, 85], [-180, 85], [-180, -85]]],
+    },
+}
+
+
+def test_statistics_of_a_feature_bound_the_coverage_they_rasterize(client: TestClient) -> None:
+    # The coverage is rasterized at cover_scale times the image: 1.6 billion cells took 15 s and GBs.
+    assert_names(
+        client.post(f"/cog/statistics?{Q}&cover_scale=1000", json=WORLD), 422, "query", "cover_scale"
+    )
+    assert client.post(f"/cog/statistics?{Q}&max_size=512", json=WORLD).status_code == 200
 
 
 # -- defect 6: broken and oversized files are refused with a short reason ----------------------

@@ -40,6 +40,7 @@ from sputnik.tiles.params import (
     check_coordinates,
     check_tile,
     check_zooms,
+    colormap_dependency,
 )
 from sputnik.tiles.reader import TileReader
 from sputnik.tiles.urls import policy_dependency
@@ -71,6 +72,7 @@ class CogFactory(TilerFactory):
     histogram_dependency: type[HistogramParams] = BoundedHistogramParams
     img_part_dependency: type[PartFeatureParams] = BoundedPartParams
     process_dependency: Callable[..., BaseAlgorithm | None] = field(factory=algorithm_dependency)
+    colormap_dependency: Callable[..., Any] = colormap_dependency
 
     def __attrs_post_init__(self) -> None:
         """Put every `url` through the URL policy for the caller, check coordinates, then register routes."""

@@ -1,5 +1,6 @@
 """The tile routes' parameters and their validation: tile matrix sets, tiles, sizes, bins, coordinates."""
 
+import functools
 import itertools
 import json
 import math
@@ -15,7 +16,13 @@ from pydantic import Field, ValidationError
 from starlette.requests import Request
 from titiler.core.algorithm import BaseAlgorithm
 from titiler.core.algorithm import algorithms as default_algorithms
-from titiler.core.dependencies import HistogramParams, PartFeatureParams, PreviewParams, TileParams
+from titiler.core.dependencies import (
+    ColorMapParams,
+    HistogramParams,
+    PartFeatureParams,
+    PreviewParams,
+    TileParams,
+)
 from titiler.core.resources.enums import ImageType
 
 from sputnik.tiles.errors import PATH, QUERY, InvalidParameter
@@ -185,6 +192,17 @@ def check_coordinates(request: Request) -> None:
         low_value, high_value = values[low], values[high]
         if low_value is not None and high_value is not None and not low_value < high_value:
             raise InvalidParameter(PATH, high, f"{high} must be greater than {low}")
+
+
+@functools.wraps(ColorMapParams)
+def colormap_dependency(*args: Any, **kwargs: Any) -> Any:
+    """Titiler's colormap parameters, answering 422 for a `colormap` it cannot parse."""
+    try:
+        return ColorMapParams(*args, **kwargs)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise InvalidParameter(
+            QUERY, "colormap", "colormap must map band values to colors, or list [[min, max], color] pairs"
+        ) from exc
 
 
 def algorithm_dependency() -> Callable[..., BaseAlgorithm | None]:

@@ -36,6 +36,8 @@ from sputnik.tiles.urls import DATASET_NOT_FOUND
 # Source pixels (counted at the overview GDAL reads from) one request may decode: 16 Mpx is a
 # 4096 px square, ~50 MB of RGB bytes; a COG with overviews never needs as much for one answer.
 MAX_PIXELS_READ = 4096 * 4096
+# A feature's coverage is rasterized at `cover_scale` times the image's resolution, one byte a cell.
+MAX_COVERAGE_CELLS = 128 * 2**20
 # Up to this many pixels across a tile at the dataset's resolution, rio-tiler's warp of the whole
 # tile costs no more than a few tens of ms (measured on the demo scene), so it is kept as it is.
 STOCK_WARP_LIMIT = 8192
@@ -44,6 +46,30 @@ STOCK_WARP_LIMIT = 8192
 def _finite(bounds: tuple[float, ...]) -> bool:
     """Whether every coordinate is a finite number."""
     return all(math.isfinite(v) for v in bounds)
+
+
+@attr.s
+class BoundedImage(ImageData):
+    """rio-tiler's image, whose coverage of a feature may not take more than MAX_COVERAGE_CELLS."""
+
+    @classmethod
+    def of(cls, image: ImageData) -> "BoundedImage":
+        """The same image, bounded."""
+        return cls(**{a.name: getattr(image, a.name) for a in attr.fields(ImageData)})
+
+    def get_coverage_array(
+        self, shape: dict[str, Any], shape_crs: CRS = WGS84_CRS, cover_scale: int = 10
+    ) -> Any:
+        """Refuse a coverage over the cell budget, else compute it as rio-tiler does."""
+        cells = self.height * self.width * cover_scale**2
+        if cells > MAX_COVERAGE_CELLS:
+            raise InvalidParameter(
+                QUERY,
+                "cover_scale",
+                f"a {self.width} x {self.height} px image at cover_scale {cover_scale} needs {cells:,} "
+                f"coverage cells, over the limit of {MAX_COVERAGE_CELLS:,}: lower cover_scale or max_size",
+            )
+        return super().get_coverage_array(shape, shape_crs=shape_crs, cover_scale=cover_scale)
 
 
 @attr.s
@@ -114,6 +140,18 @@ class TileReader(Reader):
                     QUERY, name, f"band {band} does not exist: the dataset has bands 1-{count}"
                 )
 
+    def check_nodata(self, nodata: float | None) -> None:
+        """Refuse a nodata value the dataset's type cannot hold (numpy fails on it after the read)."""
+        if nodata is None:
+            return
+        dtype = numpy.dtype(self.source.dtypes[0])
+        if dtype.kind in "iu":
+            info = numpy.iinfo(dtype)
+            if not (math.isfinite(nodata) and nodata == int(nodata) and info.min <= nodata <= info.max):
+                raise InvalidParameter(
+                    QUERY, "nodata", f"nodata must be a whole number in {info.min}-{info.max}"
+                )
+
     def check_budget(self, bounds: BBox | None, crs: CRS | None, width: int, height: int) -> None:
         """Refuse reading `bounds` (None: the whole dataset) onto width x height px over the pixel budget."""
         dataset = self.source
@@ -176,6 +214,7 @@ class TileReader(Reader):
     def read(self, indexes: Indexes | None = None, expression: str | None = None, **kwargs: Any) -> ImageData:
         """Read the whole dataset (preview, statistics) within the band and pixel checks."""
         self.check_bands(indexes, expression)
+        self.check_nodata(kwargs.get("nodata"))
         height, width = output_size(
             dataset_height=self.source.height,
             dataset_width=self.source.width,
@@ -197,6 +236,7 @@ class TileReader(Reader):
     ) -> PointData:
         """Read one pixel's values within the band checks."""
         self.check_bands(indexes, expression)
+        self.check_nodata(kwargs.get("nodata"))
         point = super().point
         return self._reading(
             point, lon, lat, coord_crs=coord_crs, indexes=indexes, expression=expression, **kwargs
@@ -217,6 +257,7 @@ class TileReader(Reader):
     ) -> ImageData:
         """Read an area (tiles, crops, features); warp only what the dataset covers when that is cheaper."""
         self.check_bands(indexes, expression)
+        self.check_nodata(kwargs.get("nodata"))
         crs = dst_crs or bounds_crs
         if bounds_crs != crs:
             bbox = self._transformed(bbox, bounds_crs, crs)
@@ -253,8 +294,9 @@ class TileReader(Reader):
         options = {"indexes": indexes, "expression": expression, **kwargs}
         if whole or (bbox[2] - bbox[0]) / resolution <= STOCK_WARP_LIMIT:
             self.check_budget(bbox, crs, width, height)
-            return self._reading(
-                super().part, bbox, dst_crs=crs, bounds_crs=crs, height=height, width=width, **options
+            read = super().part
+            return BoundedImage.of(
+                self._reading(read, bbox, dst_crs=crs, bounds_crs=crs, height=height, width=width, **options)
             )
         inner = (
             bbox[0] + col0 * x_res,
@@ -270,7 +312,7 @@ class TileReader(Reader):
         zeros = numpy.zeros((image.count, height, width), dtype=image.array.dtype)
         data = numpy.ma.MaskedArray(zeros, mask=True, fill_value=image.array.fill_value)
         data[:, row0:row1, col0:col1] = image.array
-        return ImageData(
+        return BoundedImage(
             data,
             assets=image.assets,
             bounds=bbox,

@@ -1,0 +1,89 @@
+"""Low-zoom tiles over the demo scene: sputnik's reader against stock rio-tiler, time and extra peak memory.
+
+Each (reader, zoom) runs in a fresh Python process that imports everything and opens the scene
+first, so the figures are the tile's own: its wall time and how far it raised the process's
+peak resident memory. Stock rio-tiler takes ~50 s at z0, so a stock run is stopped at
+STOCK_TIMEOUT and reported as such. Both read the real demo TCI (1098 px, UTM 29N, overviews
+2 and 4) from the local disk, so no network or S3 emulation is in the figures.
+"""
+
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import morecantile
+
+from bench.common import FIXTURES, row
+
+SCENE = "sentinel-cogs/sentinel-s2-l2a-cogs/29/R/KH/2020/2/S2A_29RKH_20200219_0_L2A"
+TCI = FIXTURES / SCENE / "TCI.tif"
+LON, LAT = -11.4, 24.8  # inside the scene
+ZOOMS = range(0, 11)
+STOCK_TIMEOUT = 15.0
+TARGETS = ("sputnik", "rio-tiler")
+
+
+def worker(target: str, z: int) -> None:
+    """Read one tile with one reader and print its seconds and extra peak MB as JSON (in a child)."""
+    from rio_tiler.io import Reader
+
+    from sputnik.tiles.reader import TileReader
+
+    tile = morecantile.tms.get("WebMercatorQuad").tile(LON, LAT, z)
+    reader = TileReader if target == "sputnik" else Reader
+    with reader(str(TCI)) as src:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        started = time.perf_counter()
+        image = src.tile(tile.x, tile.y, z)
+        seconds = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    opaque = int((image.mask > 0).sum())
+    print(json.dumps({"seconds": seconds, "extra_mb": (after - before) / 1024, "opaque": opaque}))
+
+
+def measure(target: str, z: int) -> dict[str, float] | None:
+    """Run one tile in a fresh process; None if it did not finish in time."""
+    command = [sys.executable, "-m", "bench.tiles_lowzoom", target, str(z)]
+    timeout = STOCK_TIMEOUT if target == "rio-tiler" else 120
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=True)
+    except subprocess.TimeoutExpired:
+        return None
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> dict[str, float]:
+    """Measure every zoom with both readers and print the table."""
+    figures: dict[str, float] = {}
+    print(f"\ntiles, low zooms: one 256 px WebMercatorQuad tile at ({LON}, {LAT}), demo TCI from disk")
+    print(f"  each in a fresh process; stock rio-tiler stopped after {STOCK_TIMEOUT:.0f} s")
+    header = ("sputnik s", "sputnik +MB", "rio-tiler s", "rio-tiler +MB", "time ratio")
+    print(row("zoom", *header))
+    for z in ZOOMS:
+        ours = measure("sputnik", z)
+        assert ours is not None
+        stock = measure("rio-tiler", z)
+        cells = [f"{ours['seconds']:.3f}", f"{ours['extra_mb']:.0f}"]
+        if stock is None:
+            cells += [f"> {STOCK_TIMEOUT:.0f}", "(stopped)", f"< {ours['seconds'] / STOCK_TIMEOUT:.4f}"]
+        else:
+            ratio = ours["seconds"] / stock["seconds"]
+            cells += [f"{stock['seconds']:.3f}", f"{stock['extra_mb']:.0f}", f"{ratio:.2f}"]
+            figures[f"lowzoom_z{z}_stock_s"] = stock["seconds"]
+            figures[f"lowzoom_z{z}_stock_mb"] = stock["extra_mb"]
+        print(row(f"  z{z}", *cells))
+        figures[f"lowzoom_z{z}_s"] = ours["seconds"]
+        figures[f"lowzoom_z{z}_mb"] = ours["extra_mb"]
+    worst_s = max(v for k, v in figures.items() if k.endswith("_s") and "stock" not in k)
+    worst_mb = max(v for k, v in figures.items() if k.endswith("_mb") and "stock" not in k)
+    print(row("  worst sputnik tile, z0-z10", f"{worst_s:.3f} s", f"{worst_mb:.0f} MB"))
+    return figures
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3:
+        worker(sys.argv[1], int(sys.argv[2]))
+    else:
+        main()

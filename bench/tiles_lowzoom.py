@@ -63,7 +63,7 @@ def main() -> dict[str, float]:
     """Measure every zoom with both readers and print the table."""
     figures: dict[str, float] = {}
     print(f"\ntiles, low zooms: one 256 px WebMercatorQuad tile at ({LON}, {LAT}), demo TCI from disk")
-    print(f"  each in a fresh process; stock rio-tiler stopped after {STOCK_TIMEOUT:.0f} s")
+    print(f"  each in a fresh process; stock rio-tiler stopped after {STOCK_TIMEOUT:.0f} s (both reads)")
     print("  s: first tile in the process; warm: the same tile again; +MB: rise of the peak RSS")
     header = ("sputnik s", "warm s", "+MB", "rio-tiler s", "warm s", "+MB", "warm ratio")
     print(row("zoom", *header))
@@ -73,7 +73,7 @@ def main() -> dict[str, float]:
         stock = measure("rio-tiler", z)
         cells = [f"{ours['seconds']:.3f}", f"{ours['warm']:.3f}", f"{ours['extra_mb']:.0f}"]
         if stock is None:
-            cells += [f"> {STOCK_TIMEOUT:.0f}", "(stopped)", "", f"< {ours['seconds'] / STOCK_TIMEOUT:.4f}"]
+            cells += [f"> {STOCK_TIMEOUT:.0f}", "(stopped)", "", ""]
         else:
             ratio = ours["warm"] / stock["warm"]
             cells += [

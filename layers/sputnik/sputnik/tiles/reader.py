@@ -8,6 +8,7 @@ pixel grid, and places it into an otherwise transparent tile; where rio-tiler's 
 it is used unchanged, so those tiles stay byte-identical to rio-tiler's.
 """
 
+import functools
 import math
 from types import TracebackType
 from typing import Any
@@ -19,7 +20,6 @@ from rasterio.crs import CRS
 from rasterio.errors import RasterioError
 from rasterio.io import DatasetReader
 from rasterio.warp import calculate_default_transform, transform_bounds
-from rasterio.windows import from_bounds
 from rio_tiler.constants import WGS84_CRS
 from rio_tiler.errors import RioTilerError, TileOutsideBounds
 from rio_tiler.expression import parse_expression
@@ -46,6 +46,19 @@ STOCK_WARP_LIMIT = 8192
 def _finite(bounds: tuple[float, ...]) -> bool:
     """Whether every coordinate is a finite number."""
     return all(math.isfinite(v) for v in bounds)
+
+
+@functools.lru_cache(maxsize=256)
+def _footprint(
+    crs: CRS, src_crs: CRS, bounds: tuple[float, float, float, float], width: int, height: int
+) -> tuple[BBox, float]:
+    """A dataset's bounds in `crs` and its pixel size there: a function of its georeferencing only."""
+    # Cached across requests (warm functions): two PROJ transforms cost more than the rest of the checks.
+    out = transform_bounds(src_crs, crs, *bounds, densify_pts=21)
+    transform, _, _ = calculate_default_transform(src_crs, crs, width, height, *bounds)
+    if not _finite((*out, transform.a)):
+        raise ValueError("the dataset does not transform to finite coordinates")
+    return out, abs(transform.a)
 
 
 @attr.s
@@ -77,7 +90,6 @@ class TileReader(Reader):
     """A rio-tiler Reader that borrows its dataset from the pool and bounds what each read costs."""
 
     _borrowed: tuple[DatasetReader, float] | None = attr.ib(init=False, default=None)
-    _footprints: dict[str, tuple[BBox, float]] = attr.ib(init=False, factory=dict)
 
     def __attrs_post_init__(self) -> None:
         """Borrow the dataset (unless one was given), then let rio-tiler inspect it."""
@@ -153,61 +165,32 @@ class TileReader(Reader):
                 )
 
     def check_budget(self, bounds: BBox | None, crs: CRS | None, width: int, height: int) -> None:
-        """Refuse reading `bounds` (None: the whole dataset) onto width x height px over the pixel budget."""
+        """Refuse reading `bounds` in `crs` (None: all the dataset) onto width x height px over the budget."""
         dataset = self.source
-        if bounds is None:
+        if bounds is None or crs is None:
             cols, rows = float(dataset.width), float(dataset.height)
-            across = cols
+            step = min(cols / max(width, 1), rows / max(height, 1))
         else:
-            native = bounds if crs is None or crs == dataset.crs else self._to_dataset(bounds, crs)
-            window = from_bounds(*native, transform=dataset.transform)
-            across = abs(window.width)
-            left, bottom, right, top = dataset.bounds
-            inner = (
-                max(native[0], left),
-                max(native[1], bottom),
-                min(native[2], right),
-                min(native[3], top),
-            )
-            if inner[0] >= inner[2] or inner[1] >= inner[3]:
+            # Measured in the request's CRS at the dataset's pixel size there: no transform per request.
+            (left, bottom, right, top), size = self.footprint(crs)
+            cols = (min(bounds[2], right) - max(bounds[0], left)) / size
+            rows = (min(bounds[3], top) - max(bounds[1], bottom)) / size
+            if cols <= 0 or rows <= 0:
                 return  # nothing of the dataset lies there: nothing is read
-            covered = from_bounds(*inner, transform=dataset.transform)
-            cols, rows = abs(covered.width), abs(covered.height)
+            step = (bounds[2] - bounds[0]) / size / max(width, 1)
         # GDAL reads from the coarsest overview that is still at least as fine as the output.
-        step = across / max(width, 1)
-        if bounds is None:
-            step = min(step, rows / max(height, 1))
         factor = max([1, *(o for o in dataset.overviews(1) if o <= step)])
         pixels = math.ceil(cols / factor) * math.ceil(rows / factor)
         if pixels > MAX_PIXELS_READ:
             raise ReadTooLarge(pixels, MAX_PIXELS_READ)
 
-    def _to_dataset(self, bounds: BBox, crs: CRS) -> BBox:
-        """Transform bounds into the dataset's CRS, refusing what does not transform to finite numbers."""
-        try:
-            native = transform_bounds(crs, self.source.crs, *bounds, densify_pts=21)
-        except (RasterioError, ValueError) as exc:
-            raise InvalidParameter(PATH, "bbox", "the area does not transform to the dataset's CRS") from exc
-        if not _finite(native):
-            raise InvalidParameter(PATH, "bbox", "the area does not transform to the dataset's CRS")
-        return native
-
     def footprint(self, crs: CRS) -> tuple[BBox, float]:
-        """Return the dataset's bounds in `crs` and its pixel size there (once per reader and CRS)."""
-        key = crs.to_wkt()
-        if key not in self._footprints:
-            dataset = self.source
-            try:
-                bounds = transform_bounds(dataset.crs, crs, *dataset.bounds, densify_pts=21)
-                transform, _, _ = calculate_default_transform(
-                    dataset.crs, crs, dataset.width, dataset.height, *dataset.bounds
-                )
-            except (RasterioError, ValueError) as exc:
-                raise TileOutsideBounds("the dataset cannot be shown in this CRS") from exc
-            if not _finite((*bounds, transform.a)):
-                raise TileOutsideBounds("the dataset cannot be shown in this CRS")
-            self._footprints[key] = (bounds, abs(transform.a))
-        return self._footprints[key]
+        """Return the dataset's bounds in `crs` and its pixel size there."""
+        dataset = self.source
+        try:
+            return _footprint(crs, dataset.crs, tuple(dataset.bounds), dataset.width, dataset.height)
+        except (RasterioError, CPLE_BaseError, ValueError) as exc:
+            raise TileOutsideBounds("the dataset cannot be shown in this CRS") from exc
 
     # -- reads ------------------------------------------------------------------------------------
 
@@ -330,7 +313,7 @@ class TileReader(Reader):
         """Transform an area between CRSs, refusing what does not transform to finite numbers."""
         try:
             out = transform_bounds(src, dst, *bbox, densify_pts=21)
-        except (RasterioError, ValueError) as exc:
+        except (RasterioError, CPLE_BaseError, ValueError) as exc:
             raise InvalidParameter(PATH, "bbox", "the area does not transform to the output CRS") from exc
         if not _finite(out) or out[0] >= out[2] or out[1] >= out[3]:
             raise InvalidParameter(PATH, "bbox", "the area does not transform to the output CRS")

@@ -47,7 +47,9 @@ MAX_PIXELS = 10980 * 10980
 MAX_BLOCK_PIXELS = 4096 * 4096
 STRIP_ROWS = 1024  # rows copied at a time: 3 x 1024 x 10980 bytes (34 MB) for a full-width window
 BLOCK_SIZE = 512
+OVERVIEW_MIN_SIZE = 256  # the smallest overview is at most this wide: one web tile at low zoom
 JPEG_QUALITY = 90
+GRID_TOLERANCE = 1e-3  # pixels
 DENSIFY_DEGREES = 0.001  # about 100 m: border edges are straight in lon/lat, curved in UTM
 CREATION_OPTIONS = {
     "COMPRESS": "JPEG",
@@ -93,7 +95,8 @@ def build_rgb_product(source: str, border_wkt: str, destination: str) -> RgbProd
                     window, inside = _window(src, border)
                     masked = Path(folder) / "window.tif"
                     _copy_masked(src, window, inside, masked)
-                rasterio.shutil.copy(str(masked), str(output), driver="COG", **CREATION_OPTIONS)
+                options = {**CREATION_OPTIONS, "OVERVIEW_COUNT": str(_overview_count(window))}
+                rasterio.shutil.copy(str(masked), str(output), driver="COG", **options)
                 masked.unlink()
         except RasterioError as exc:
             raise ProductError(UNREADABLE) from exc
@@ -143,17 +146,25 @@ def _window(src: DatasetReader, border: BaseGeometry) -> tuple[Window, BaseGeome
         raise ProductError("border is not over the scene")
     left, bottom, right, top = inside.bounds
     inverse = ~src.transform
-    col0, row0 = inverse * (left, top)
-    col1, row1 = inverse * (right, bottom)
-    # Outward to whole pixels, then inside the scene.
-    col0, row0 = max(0, math.floor(col0)), max(0, math.floor(row0))
-    col1, row1 = min(src.width, math.ceil(col1)), min(src.height, math.ceil(row1))
+    col0, row0 = inverse @ (left, top)
+    col1, row1 = inverse @ (right, bottom)
+    # Outward to whole pixels, then inside the scene; an edge within GRID_TOLERANCE of a grid line
+    # is on it (a border drawn on the grid comes back from lon/lat a few nanometres off).
+    col0 = max(0, math.floor(col0 + GRID_TOLERANCE))
+    row0 = max(0, math.floor(row0 + GRID_TOLERANCE))
+    col1 = min(src.width, math.ceil(col1 - GRID_TOLERANCE))
+    row1 = min(src.height, math.ceil(row1 - GRID_TOLERANCE))
     width, height = col1 - col0, row1 - row0
     if width <= 0 or height <= 0:
         raise ProductError("border is not over the scene")
     if width * height > MAX_PIXELS:
         raise ProductError(f"window of {width} x {height} pixels is over the limit of {MAX_PIXELS:,} pixels")
     return Window(col0, row0, width, height), inside
+
+
+def _overview_count(window: Window) -> int:
+    """Halvings down to about OVERVIEW_MIN_SIZE pixels, at least one: even a small product has a pyramid."""
+    return max(1, math.ceil(math.log2(max(window.width, window.height) / OVERVIEW_MIN_SIZE)))
 
 
 def _strips(window: Window) -> Iterator[tuple[Window, Window]]:

@@ -357,23 +357,30 @@ def test_bad_border_wkt_is_refused(tci: Path, tmp_path: Path) -> None:
     assert_refused(tci, "POINT (-11.5 24.8)", tmp_path / "out.tif", "Polygon")
 
 
-def test_huge_declared_size_is_refused_before_reading(tmp_path: Path) -> None:
-    huge = tmp_path / "huge.tif"
+def empty_tiff(path: Path, size: int, res: float, origin: tuple[float, float], block: int) -> Path:
+    """A sparse 3-band 8-bit tiled GeoTIFF: a header declaring pixels, none of them written."""
     profile = {
         "driver": "GTiff",
         "dtype": "uint8",
         "count": 3,
-        "width": 200_000,
-        "height": 200_000,
+        "width": size,
+        "height": size,
         "crs": f"EPSG:{UTM}",
-        "transform": Affine(1, 0, 200_000, 0, -1, 2_800_000),
+        "transform": Affine(res, 0, origin[0], 0, -res, origin[1]),
         "tiled": True,
-        "blockxsize": 512,
-        "blockysize": 512,
+        "blockxsize": block,
+        "blockysize": block,
+        "compress": "deflate",
         "sparse_ok": True,
     }
-    with rasterio.open(huge, "w", **profile):
-        pass  # nothing written: a header declaring 120 GB of pixels
+    with rasterio.open(path, "w", **profile):
+        pass
+    return path
+
+
+def test_huge_declared_size_is_refused_before_reading(tmp_path: Path) -> None:
+    # 200,000 x 200,000 pixels of 1 m (120 GB declared) in a file of a few MB.
+    huge = empty_tiff(tmp_path / "huge.tif", 200_000, 1.0, (200_000, 2_800_000), 512)
     assert huge.stat().st_size < 10 * 1024 * 1024
     # 20 km x 20 km at 1 m: 400 million pixels, over the budget of one 10 m Sentinel-2 tile.
     border = to_lonlat(box(210_000, 2_700_000, 230_000, 2_720_000)).wkt
@@ -382,23 +389,8 @@ def test_huge_declared_size_is_refused_before_reading(tmp_path: Path) -> None:
 
 
 def test_source_with_huge_blocks_is_refused(tmp_path: Path) -> None:
-    giant_tiles = tmp_path / "giant-tiles.tif"
-    profile = {
-        "driver": "GTiff",
-        "dtype": "uint8",
-        "count": 3,
-        "width": 8192,
-        "height": 8192,
-        "crs": f"EPSG:{UTM}",
-        "transform": Affine(10, 0, 300_000, 0, -10, 2_800_000),
-        "tiled": True,
-        "blockxsize": 8192,  # one 8192 x 8192 tile: any read decodes 200 MB
-        "blockysize": 8192,
-        "compress": "deflate",
-        "sparse_ok": True,
-    }
-    with rasterio.open(giant_tiles, "w", **profile):
-        pass
+    # One 8192 x 8192 tile: any read would decode 200 MB.
+    giant_tiles = empty_tiff(tmp_path / "giant-tiles.tif", 8192, 10.0, (300_000, 2_800_000), 8192)
     border = to_lonlat(box(300_500, 2_798_000, 301_500, 2_799_500)).wkt
     assert_refused(giant_tiles, border, tmp_path / "out.tif", "blocks are too large")
 

@@ -9,9 +9,9 @@ How it is built (figures in BENCHMARKS.md, "RGB product"):
   COG driver then compresses it and lays the file out. Memory stays at a few strips plus GDAL's
   block cache whatever the window's size; the temporary folder holds 3 bytes a pixel (380 MB
   for a whole tile) plus the product;
-- JPEG (YCbCr, quality 90) with the internal mask: 4-16 times smaller than the lossless choices
-  (DEFLATE or ZSTD with predictor, WEBP lossless) at a mean error of about 2 levels, and the fastest
-  to write; rio-tiler reads it like any COG. The product is for display (the TCI is a rendering);
+- JPEG (YCbCr, quality 90) with the internal mask: on the real scene 2.6-4.5 times smaller than the
+  lossless choices (DEFLATE or ZSTD with predictor, WEBP lossless) at a mean error of about 2
+  levels; rio-tiler reads it like any COG. The product is for display (the TCI is a rendering);
 - pixels outside the border keep their source values under the mask: zeroed, they made JPEG ring
   into the pixels just inside the border (mean error 5.5 instead of 2.0 within 3 pixels of it).
 """

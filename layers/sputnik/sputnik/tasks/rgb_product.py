@@ -44,8 +44,8 @@ from sputnik.geo import from_wkt
 
 # A whole Sentinel-2 tile at 10 m: the largest window a real TCI can give.
 MAX_PIXELS = 10980 * 10980
-# A source whose blocks are larger (e.g. one strip for the whole image) would make GDAL decode
-# that much for every read: refused before any pixel is read.
+# A source whose blocks are larger (e.g. one 8192 px tile) would make GDAL decode that much for
+# every read: refused before any pixel is read. (GDAL reads a single-strip image row by row.)
 MAX_BLOCK_PIXELS = 4096 * 4096
 STRIP_ROWS = 1024  # rows copied at a time: 3 x 1024 x 10980 bytes (34 MB) for a full-width window
 BLOCK_SIZE = 512

@@ -9,7 +9,7 @@ from sputnik.errors import SputnikError
 MAX_MESSAGE = 300
 # Errors whose message was written for users; any other error is named, its message kept out.
 USER_ERRORS = frozenset({"StageError", "ProductError", "InvalidItem", "InvalidInput", "NotFound"})
-_PATH_RE = re.compile(r"(?<![\w:])(?:/[^\s/'\"]+){2,}/?")
+_PATH_RE = re.compile(r"(?<![\w:])(?:/[^\s/'\":,;]+){2,}/?")
 
 
 class StageError(SputnikError):

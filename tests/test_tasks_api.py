@@ -2,8 +2,6 @@
 
 import json
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -12,6 +10,7 @@ from pyproj import Transformer
 from shapely.geometry import box, mapping
 
 from sputnik import archive, mgrs, stac
+from sputnik.local.demo import archive_without_events
 from sputnik.local.stack import LocalStack
 from sputnik.settings import get_settings
 from sputnik.tasks.catalogue import TASKS
@@ -25,20 +24,6 @@ def tile_border(tile: str, half: float = 0.03) -> dict[str, Any]:
     epsg, (x0, y0, x1, y1) = mgrs.tile_utm_bounds(tile)
     lon, lat = Transformer.from_crs(epsg, 4326, always_xy=True).transform((x0 + x1) / 2, (y0 + y1) / 2)
     return dict(mapping(box(lon - half, lat - half, lon + half, lat + half)))
-
-
-@contextmanager
-def archive_without_events(stack: LocalStack) -> Iterator[Any]:
-    """The archive bucket with its notifications off: what is written now is never announced."""
-    s3 = stack.client("s3")
-    bucket = get_settings().archive_bucket
-    saved = s3.get_bucket_notification_configuration(Bucket=bucket)
-    saved.pop("ResponseMetadata", None)
-    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={})
-    try:
-        yield s3
-    finally:
-        s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=saved)
 
 
 def unannounced_scenes(stack: LocalStack, tile: str, dates: list[str]) -> dict[str, stac.Scene]:

@@ -45,7 +45,6 @@ def run(event: dict[str, Any]) -> dict[str, Any]:
     return {
         "scene_id": scene_id,
         "product_id": product_id(scene_id),
-        "width": made.width,
-        "height": made.height,
+        "pixels": made.width * made.height,
         "bytes_written": made.bytes_written,
     }

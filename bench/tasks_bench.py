@@ -8,6 +8,8 @@ reads are counted at the S3 side, not taken from the stages' own counts.
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -88,6 +90,27 @@ def s3_counts(stack: LocalStack, bucket: str) -> tuple[int, int]:
     return lists, items
 
 
+@contextmanager
+def handler_seconds(stack: LocalStack, logical_id: str) -> Iterator[list[float]]:
+    """Seconds spent inside one function's handler, call by call, while the block runs."""
+    function = stack.functions[stack.function_for(logical_id)]
+    original = function.invoke
+    spent: list[float] = []
+
+    def timed(event: dict[str, Any]) -> Any:
+        t = time.perf_counter()
+        try:
+            return original(event)
+        finally:
+            spent.append(time.perf_counter() - t)
+
+    function.invoke = timed
+    try:
+        yield spent
+    finally:
+        function.invoke = original
+
+
 def bench_meta(stack: LocalStack, client: httpx.Client) -> dict[str, float]:
     """s2_load_meta over 20 tiles x 24 months of unannounced scenes, then again with all known."""
     tiles = meta_tiles()
@@ -111,11 +134,13 @@ def bench_meta(stack: LocalStack, client: httpx.Client) -> dict[str, float]:
     figures: dict[str, float] = {"prefixes": len(tiles) * len(META_MONTHS)}
     for run in ("first", "again"):
         stack.clear_requests()
-        seconds, proc = run_task(client, project_id, "s2_load_meta")
+        with handler_seconds(stack, "ScanMonthFunction") as spent:
+            seconds, proc = run_task(client, project_id, "s2_load_meta")
         assert proc["result"] == "SUCCESS", proc
         lists, items = s3_counts(stack, bucket)
         figures |= {
             f"{run}_seconds": seconds,
+            f"{run}_scan_handler_seconds": sum(spent),
             f"{run}_lists": lists,
             f"{run}_items_read": items,
             f"{run}_found": proc["summary"]["found"],
@@ -148,17 +173,21 @@ def bench_data(stack: LocalStack, client: httpx.Client) -> dict[str, float]:
         for m in client.get("/meta/list", params={"project_id": project_id, "date": d}).json()["metas"]
     ]
     assert len(scene_ids) == len(DATA_DATES), scene_ids
+    # The first run pays the stage functions' cold start (imports of rasterio and GDAL): apart.
+    cold, _ = run_task(client, project_id, "s2_load_data", {"scene_ids": scene_ids[:1]})
     one, proc1 = run_task(client, project_id, "s2_load_data", {"scene_ids": scene_ids[:1]})
     ten, proc10 = run_task(client, project_id, "s2_load_data", {"scene_ids": scene_ids})
     assert proc1["result"] == proc10["result"] == "SUCCESS", (proc1, proc10)
     products = client.get("/rgb/list", params={"project_id": project_id}).json()["product_ids"]
     assert len(products) == len(scene_ids)
     return {
+        "cold_seconds": cold,
         "one_seconds": one,
         "ten_seconds": ten,
         "per_scene_ten": ten / len(scene_ids),
         "ratio": ten / (len(scene_ids) * one),
         "bytes_per_product": proc10["summary"]["bytes_written"] / len(scene_ids),
+        "pixels_per_product": proc10["summary"]["pixels"] / len(scene_ids),
     }
 
 
@@ -178,6 +207,13 @@ def main() -> dict[str, float]:
             f"{meta['again_seconds']:.1f}",
         )
     )
+    print(
+        row(
+            "ScanMonth handlers in flight, mean of 40 max",
+            f"{meta['first_scan_handler_seconds'] / meta['first_seconds']:.1f}",
+            f"{meta['again_scan_handler_seconds'] / meta['again_seconds']:.1f}",
+        )
+    )
     print(row("tile-month prefixes planned", int(meta["prefixes"]), int(meta["prefixes"])))
     print(row("S3 LIST requests (moto's log)", meta["first_lists"], meta["again_lists"]))
     print(row("STAC items read (S3 GETs)", meta["first_items_read"], meta["again_items_read"]))
@@ -189,9 +225,11 @@ def main() -> dict[str, float]:
         )
     )
     print(f"tasks: s2_load_data, generated {DATA_SIZE} px TCIs, border a 0.5 degree square")
+    print(row("seconds, 1 scene, cold functions", f"{data['cold_seconds']:.1f}"))
     print(row("seconds, 1 scene", f"{data['one_seconds']:.1f}"))
     print(row("seconds, 10 scenes", f"{data['ten_seconds']:.1f}"))
     print(row("seconds per scene, 10 scenes", f"{data['per_scene_ten']:.2f}"))
     print(row("ratio 10 scenes / (10 x 1 scene)", f"{data['ratio']:.2f}"))
     print(row("bytes per product", int(data["bytes_per_product"])))
+    print(row("TCI pixels read per product", int(data["pixels_per_product"])))
     return meta | data

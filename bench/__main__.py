@@ -3,13 +3,13 @@
 import logging
 import sys
 
-from bench import ingest_bench, product_bench
+from bench import ingest_bench, product_bench, tasks_bench
 
 
 def main() -> int:
     """Run the benchmarks named on the command line (default: all)."""
     logging.disable(logging.INFO)
-    wanted = set(sys.argv[1:]) or {"ingest", "tiles", "product", "build"}
+    wanted = set(sys.argv[1:]) or {"ingest", "tiles", "tasks", "product", "build"}
     if "ingest" in wanted:
         ingest_bench.main()
     if "tiles" in wanted:
@@ -19,7 +19,14 @@ def main() -> int:
             print("tiles benchmark not available")
         else:
             tiles_bench.main()
-    wanted = set(sys.argv[1:]) or {"ingest", "tiles", "product", "build"}
+    if "tasks" in wanted:
+        tasks_bench.main()
+    if "product" in wanted:
+        product_bench.main()
+    if "build" in wanted:
+        from bench import build_bench
+
+        build_bench.main()
     return 0
 
 

@@ -81,8 +81,7 @@ def object_events(event: dict[str, Any]) -> Iterator[ObjectEvent]:
 
 def archive_buckets() -> frozenset[str]:
     """The buckets whose items are ingested: the stack's own and the external archive it follows."""
-    settings = get_settings()
-    return frozenset(b for b in (settings.archive_bucket, settings.external_archive_bucket) if b)
+    return get_settings().archive_buckets
 
 
 def handle_event(event: dict[str, Any], s3_client: Any = None) -> dict[str, int]:

@@ -38,9 +38,9 @@ from rasterio.windows import Window
 from shapely.geometry import box, mapping, shape
 from shapely.geometry.base import BaseGeometry
 
-from sputnik.tiles.gdal import configure_gdal, gdal_env
 from sputnik.errors import SputnikError
 from sputnik.geo import from_wkt
+from sputnik.tiles.gdal import configure_gdal, gdal_env
 
 # A whole Sentinel-2 tile at 10 m: the largest window a real TCI can give.
 MAX_PIXELS = 10980 * 10980

@@ -56,6 +56,10 @@ def parse_s3_url(url: str) -> S3Object:
     return S3Object(bucket, key)
 
 
+# Where Sentinel-2 L2A scenes lie in an Earth Search archive; IAM grants the external archive only this.
+ARCHIVE_PREFIX = "sentinel-s2-l2a-cogs/"
+
+
 def dataset_url(url: str, login: str, owns_project: ProjectLookup) -> str:
     """Return the URL GDAL may open for this caller, or raise Forbidden/NotFound before anything opens."""
     obj = parse_s3_url(url)
@@ -72,6 +76,9 @@ def dataset_url(url: str, login: str, owns_project: ProjectLookup) -> str:
             raise NotFound(DATASET_NOT_FOUND) from exc
         return obj.url
     if obj.bucket == settings.archive_bucket:
+        return obj.url
+    # The external archive (e.g. the public sentinel-cogs) is read only where its scenes lie.
+    if obj.bucket in settings.archive_buckets and obj.key.startswith(ARCHIVE_PREFIX):
         return obj.url
     raise Forbidden(URL_REFUSED)
 

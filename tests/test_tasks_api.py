@@ -124,7 +124,7 @@ def test_bad_run_is_422_and_creates_nothing(
     before = {task: len(executions(stack, task)) for task in TASKS}
     answer = api.post("/task/run", json={**body, "project_id": project_id})
     assert answer.status_code == 422
-    assert says in answer.json()["detail"]
+    assert says in json.dumps(answer.json()["detail"])
     assert api.get("/proc/list", params={"project_id": project_id}).json() == {"procs": []}
     assert {task: len(executions(stack, task)) for task in TASKS} == before
 

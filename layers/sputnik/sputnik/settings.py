@@ -28,8 +28,8 @@ class Settings(BaseSettings):
     ingest_function: str = "sputnik-IngestFunction"
     procs_table: str = "sputnik-ProcsTable"
     task_bucket: str = "sputnik-taskbucket"
-    s2_load_meta_machine: str = "arn:aws:states:us-east-1:123456789012:stateMachine:sputnik-S2LoadMetaMachine"
-    s2_load_data_machine: str = "arn:aws:states:us-east-1:123456789012:stateMachine:sputnik-S2LoadDataMachine"
+    s2_load_meta_machine: str = "arn:aws:states:us-east-1:123456789012:stateMachine:sputnik-s2_load_meta"
+    s2_load_data_machine: str = "arn:aws:states:us-east-1:123456789012:stateMachine:sputnik-s2_load_data"
     region: str = "us-east-1"
 
     @property

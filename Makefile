@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[geo,dev]'
 	@touch $@
 
-run: $(STAMP)
+run: $(STAMP) bundle
 	$(BIN)/sputnik local --port $(PORT) --aws-port $(AWS_PORT)
 
 test: lint typecheck cfn-lint pytest
@@ -36,7 +36,7 @@ typecheck: $(STAMP)
 cfn-lint: $(STAMP)
 	$(BIN)/cfn-lint template.yaml
 
-pytest: $(STAMP)
+pytest: $(STAMP) bundle chromium
 	$(BIN)/pytest -n 2 --dist loadfile -q
 
 # The tile benchmark compares with stock titiler.application: installed for it only (not a dependency),
@@ -46,5 +46,25 @@ bench: $(STAMP)
 		'from importlib.metadata import version; print(version("titiler.core"))')" uvicorn
 	$(BIN)/python -m bench
 
+# The map viewer and the API docs (Root function): npm packages from the lock, bundled into the function's
+# package with the combined OpenAPI document of every function's app.
+VIEWER := viewer
+BUNDLE := functions/root/static
+.PHONY: node-deps bundle chromium
+
+node-deps: $(VIEWER)/node_modules/.package-lock.json
+
+$(VIEWER)/node_modules/.package-lock.json: $(VIEWER)/package-lock.json
+	@command -v npm >/dev/null || { echo "npm not found: install Node.js 20 or later (e.g. apt-get install nodejs npm)"; exit 1; }
+	cd $(VIEWER) && npm ci
+
+bundle: node-deps $(STAMP)
+	cd $(VIEWER) && npm run --silent build -- ../$(BUNDLE)
+	$(BIN)/python -m sputnik.local.openapi template.yaml $(BUNDLE)/openapi.json
+
+# The browser tests drive Debian's chromium (never a browser that Playwright downloads).
+chromium:
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(VIEWER)/node_modules $(BUNDLE)

@@ -1,4 +1,4 @@
-"""The Root function: the viewer page, the combined OpenAPI document and the docs, and the contract's routes."""
+"""The Root function: the viewer, the combined OpenAPI document, the docs, and the contract's routes."""
 
 import json
 import re
@@ -76,7 +76,9 @@ def produced() -> dict[str, Any]:
 # ---------------------------------------------------------------- the combined document
 
 
-def test_shipped_document_is_what_the_apps_produce_now(shipped: dict[str, Any], produced: dict[str, Any]) -> None:
+def test_shipped_document_is_what_the_apps_produce_now(
+    shipped: dict[str, Any], produced: dict[str, Any]
+) -> None:
     assert shipped == produced, "functions/root/static/openapi.json is stale: run `make bundle`"
 
 
@@ -127,7 +129,9 @@ def test_every_contract_route_is_served(produced: dict[str, Any]) -> None:
 def test_every_served_route_is_in_the_contract_or_stock_titiler(produced: dict[str, Any]) -> None:
     # Beyond the contract, /cog also serves titiler's current paths (README: "titiler's current paths").
     extra = documented_routes(produced) - contract_routes()
-    assert extra <= stock_titiler_routes(), f"served but in no contract: {sorted(extra - stock_titiler_routes())}"
+    assert extra <= stock_titiler_routes(), (
+        f"served but in no contract: {sorted(extra - stock_titiler_routes())}"
+    )
 
 
 def test_every_contract_route_is_routed_by_the_template_to_the_function_that_serves_it() -> None:
@@ -136,7 +140,9 @@ def test_every_contract_route_is_routed_by_the_template_to_the_function_that_ser
     template = Template.load(TEMPLATE)
     routes = template.routes()
     serving = {
-        route: name for name, app in function_apps(template).items() for route in documented_routes(app.openapi())
+        route: name
+        for name, app in function_apps(template).items()
+        for route in documented_routes(app.openapi())
     }
     for method, path in sorted(contract_routes()):
         taken = next((r for r in routes if r.match(method, sample_path(path)) is not None), None)
@@ -198,7 +204,9 @@ def test_large_assets_are_compressed_when_the_browser_accepts_it(api: httpx.Clie
     assert response.content == (BUNDLE / "assets" / "viewer.js").read_bytes()  # httpx decoded it
 
 
-@pytest.mark.parametrize("name", ["nothing.js", "%2e%2e", "index.html", "..%2Fopenapi.json", "..%2F..%2Ftemplate.yaml"])
+@pytest.mark.parametrize(
+    "name", ["nothing.js", "%2e%2e", "index.html", "..%2Fopenapi.json", "..%2F..%2Ftemplate.yaml"]
+)
 def test_unknown_assets_are_404_with_a_detail(api: httpx.Client, name: str) -> None:
     response = api.get(f"/assets/{name}")
     assert response.status_code == 404

@@ -137,6 +137,7 @@ async function loadScenes(date) {
   $("#scene-table tbody").replaceChildren();
   state.metas = [];
   if (!date) return;
+  suggestParams({ date });
   const { metas } = await api(`meta/list?${query({ project_id: state.project.project_id, date })}`);
   state.metas = metas;
   setShapes(
@@ -175,7 +176,7 @@ function sceneRow(meta) {
   row.addEventListener("click", (e) => {
     if (e.target === tci) return;
     for (const r of document.querySelectorAll("#scene-table tbody tr")) r.classList.toggle("selected", r === row);
-    useSceneInTask(meta.scene_id);
+    suggestParams({ scene_ids: [meta.scene_id] });
   });
   return row;
 }
@@ -217,12 +218,12 @@ async function loadTasks() {
   select.onchange();
 }
 
-function useSceneInTask(sceneId) {
-  const params = $("#task-form [name=params]");
-  // Fill in the scene unless the user wrote parameters of their own.
-  if (!params.value.trim() || params.value === state.lastParams) {
-    params.value = JSON.stringify({ scene_id: sceneId });
-    state.lastParams = params.value;
+/** Offer the chosen date or scene as the task's parameters, unless the user wrote their own. */
+function suggestParams(params) {
+  const field = $("#task-form [name=params]");
+  if (!field.value.trim() || field.value === state.lastParams) {
+    field.value = JSON.stringify(params);
+    state.lastParams = field.value;
   }
 }
 
@@ -263,7 +264,10 @@ async function loadProcs() {
       element("tr", { dataset: { eventId: p.event_id, status: p.status || "", result: p.result || "" } }, [
         element("td", { textContent: `${p.event_id}`, title: p.ctime || "" }),
         element("td", { textContent: `${p.task || ""} ${p.title ? `“${p.title}”` : ""}` }),
-        element("td", { className: "status", textContent: [p.status, p.result].filter(Boolean).join(" · ") }),
+        element("td", {
+          className: "status",
+          textContent: [p.status, p.result, p.message].filter(Boolean).join(" · "),
+        }),
         element("td", {}, [
           element("ul", { className: "scripts" }, (p.scripts || []).map((s) => element("li", { textContent: scriptText(s) }))),
         ]),

@@ -63,6 +63,7 @@ class Bundle:
 
     folder: Path
     _files: dict[str, BundledFile] = field(default_factory=dict)
+    _asset_names: frozenset[str] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def file(self, name: str) -> BundledFile:
@@ -71,17 +72,18 @@ class Bundle:
 
     def asset(self, name: str) -> BundledFile:
         """A file of the bundle's assets folder, by its plain name; anything else is not found."""
-        names = self._asset_names()
-        if name not in names:
+        if name not in self._assets():
             raise NotFound(f"no asset {name!r}")
         return self._get(f"{ASSETS}/{name}", self.folder / ASSETS / name)
 
-    def _asset_names(self) -> frozenset[str]:
-        """Names of the files in the assets folder (so a request never builds a path of its own)."""
-        folder = self.folder / ASSETS
-        if not folder.is_dir():
-            raise BundleMissing(f"{folder} is missing: build the viewer with `make bundle`")
-        return frozenset(p.name for p in folder.iterdir() if p.is_file())
+    def _assets(self) -> frozenset[str]:
+        """Names of the files in the assets folder, listed once (a request never builds a path itself)."""
+        if self._asset_names is None:
+            folder = self.folder / ASSETS
+            if not folder.is_dir():
+                raise BundleMissing(f"{folder} is missing: build the viewer with `make bundle`")
+            self._asset_names = frozenset(p.name for p in folder.iterdir() if p.is_file())
+        return self._asset_names
 
     def _get(self, key: str, path: Path) -> BundledFile:
         """Read a file once per warm function."""

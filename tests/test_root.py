@@ -174,10 +174,11 @@ def test_root_serves_the_viewer_page_with_relative_urls(api: httpx.Client) -> No
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     assert page.text == (BUNDLE / "index.html").read_text()
-    links = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    # Tags and the script that adds the page's files once the URL ends with a slash.
+    links = re.findall(r'(?:src|href)(?:=|: )"([^"]+)"', page.text)
     assert "assets/viewer.js" in links and "assets/viewer.css" in links
     # Relative links only: the page works under a stage prefix and loads nothing from elsewhere.
-    assert all(not link.startswith(("/", "http:", "https:", "//")) for link in links), links
+    assert all(not link.startswith(("/", "http:", "https:")) for link in links), links
 
 
 @pytest.mark.parametrize("name", ASSETS)

@@ -15,7 +15,16 @@ from typing import Any
 import httpx
 import numpy
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Request, Response, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Request,
+    Response,
+    Route,
+    expect,
+    sync_playwright,
+)
 from playwright.sync_api import Error as PlaywrightError
 
 from tests.conftest import FIXTURES, REPO, new_user
@@ -257,6 +266,30 @@ def test_api_errors_are_shown_in_words(visit: Visit, border: str, start: str, en
     expect(error).to_contain_text(words)
     expect(page.locator("#project-list")).to_contain_text("No projects yet.")  # nothing was created
     visit.shoot(f"viewer-error-{words.lower()}")
+
+
+def test_the_viewer_works_under_an_api_gateway_stage_prefix(visit: Visit, front: Any) -> None:
+    page = visit.page
+    stage = f"{front.url}/prod"
+
+    def through_stage(route: Route) -> None:
+        # What API Gateway does for a named stage: strip /prod before the route is matched.
+        route.fulfill(response=route.fetch(url=front.url + route.request.url.removeprefix(stage)))
+
+    page.route(f"{stage}/**", through_stage)
+    page.route(stage, through_stage)
+    start = len(visit.requests)
+    page.goto(stage)  # without the trailing slash, as people type it
+    expect(page).to_have_url(f"{stage}/")
+    project_id = create_project(page, "Staged", json.dumps(SAHARA), "2020-02-01", "2020-02-29")
+    page.locator("#date-select").select_option("2020-02-19")
+    expect(page.locator(f'#scene-table tr[data-scene-id="{REAL_SCENE}"] img.quicklook')).to_have_js_property(
+        "complete", True
+    )
+    made = [r.url for r in visit.requests[start:]]
+    assert f"{stage}/assets/viewer.js" in made and f"{stage}/project/info?project_id={project_id}" in made
+    outside = [url for url in made if not url.startswith((f"{stage}/", "data:")) and url != stage]
+    assert not outside, f"requests that left the stage: {outside}"
 
 
 @pytest.mark.parametrize("password", [None, "wrong password"])

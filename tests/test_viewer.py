@@ -196,12 +196,17 @@ def test_a_person_creates_a_project_sees_its_scenes_runs_a_task_and_views_the_pr
     expect(params).to_have_value(re.compile("scene_ids"))
     assert json.loads(params.input_value()) == {"scene_ids": [REAL_SCENE]}
     page.locator("#task-form [name=title]").fill("true colour of the February scene")
+    polled = len(visit.responses_to("/proc/list"))
     page.locator("#task-form").get_by_role("button", name="Run").click()
     expect(page.locator("#notice")).to_contain_text("s2_load_data started")
     run = page.locator("#proc-table tbody tr").first
     expect(run).to_have_attribute("data-status", "DONE", timeout=PATIENCE_MS)
     expect(run).to_have_attribute("data-result", "SUCCESS")
-    assert len(visit.responses_to("/proc/list")) >= 2  # the list refreshed by itself while it ran
+    # The page polled by itself while the run was in progress, and stopped once it was DONE.
+    seen = [r.json()["procs"][0]["status"] for r in visit.responses_to("/proc/list")[polled:]]
+    assert seen[-1] == "DONE" and len(seen) >= 2 and set(seen[:-1]) <= {"WAIT", "RUN"}, seen
+    page.wait_for_timeout(3 * 1500)
+    assert len(visit.responses_to("/proc/list")) == polled + len(seen)
 
     # The run's RGB product appears; switched on, its tiles load and the map shows imagery.
     product = page.locator(f'#product-list li[data-product-id="{REAL_SCENE}-rgb"] input')

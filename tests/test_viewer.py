@@ -307,6 +307,25 @@ def test_the_viewer_works_under_an_api_gateway_stage_prefix(visit: Visit, front:
     assert not outside, f"requests that left the stage: {outside}"
 
 
+@pytest.mark.parametrize(
+    ("title", "params", "words"),
+    [
+        ("   ", "", "POST task/run failed (422): title must not be empty"),
+        ("nope", '{"scene_ids": "S2A"}', "POST task/run failed (422): params of s2_load_data"),
+        ("nope", '{"scene_ids": [', "The parameters are not valid JSON"),
+    ],
+)
+def test_a_refused_task_run_is_explained_in_words(visit: Visit, title: str, params: str, words: str) -> None:
+    page = visit.page
+    create_project(page, "Saharan coast", json.dumps(SAHARA), "2020-02-01", "2020-02-29")
+    page.locator("#task-select").select_option("s2_load_data")
+    page.locator("#task-form [name=title]").fill(title)
+    page.locator("#task-form [name=params]").fill(params)
+    page.locator("#task-form").get_by_role("button", name="Run").click()
+    expect(page.locator("#error")).to_contain_text(words)
+    expect(page.locator("#proc-table tbody tr")).to_have_count(0)  # nothing was started
+
+
 @pytest.mark.parametrize("password", [None, "wrong password"])
 def test_the_login_is_the_browser_prompt(browser: Browser, front: Any, password: str | None) -> None:
     credentials = None if password is None else (new_user("viewer")[0], password)

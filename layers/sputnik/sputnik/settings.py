@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     archive_bucket: str = "sputnik-archivebucket"
     products_bucket: str = "sputnik-productsbucket"
     ingest_function: str = "sputnik-IngestFunction"
+    procs_table: str = "sputnik-ProcsTable"
+    task_bucket: str = "sputnik-taskbucket"
+    s2_load_meta_machine: str = "arn:aws:states:us-east-1:123456789012:stateMachine:sputnik-S2LoadMetaMachine"
+    s2_load_data_machine: str = "arn:aws:states:us-east-1:123456789012:stateMachine:sputnik-S2LoadDataMachine"
     region: str = "us-east-1"
 
 

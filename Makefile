@@ -34,7 +34,7 @@ $(TOOLS_STAMP):
 # The layers are built by layers/sputnik/Makefile; .aws-sam/runtime gets the runtime's own boto3, for
 # measuring the functions as Lambda runs them (bench/build_bench.py).
 PYTHON_BIN = $(shell dirname "$$($(PYTHON) -c 'import sys; print(sys.executable)')")
-build: $(TOOLS_STAMP)
+build: $(TOOLS_STAMP) bundle
 	@test -n "$(PYTHON)" || { echo "Python 3.12 not found: install it (e.g. pyenv install 3.12) and retry"; exit 1; }
 	PATH="$(PYTHON_BIN):$$PATH" $(TOOLS)/bin/sam build --parallel --template template.yaml
 	rm -rf .aws-sam/runtime
@@ -53,7 +53,7 @@ lock: $(TOOLS_STAMP)
 	$(UV_COMPILE) --extra geometry -c $(LOCK_DIR)/imagery.txt -o $(LOCK_DIR)/geometry.txt
 	$(UV_COMPILE) -c $(LOCK_DIR)/imagery.txt -o $(LOCK_DIR)/base.txt
 
-run: $(STAMP)
+run: $(STAMP) bundle
 	$(BIN)/sputnik local --port $(PORT) --aws-port $(AWS_PORT)
 
 test: lint typecheck cfn-lint validate pytest
@@ -79,7 +79,7 @@ validate: $(STAMP) $(TOOLS_STAMP)
 	$(BIN)/cfn-lint build/template.transformed.json
 	$(BIN)/pytest -q -p no:cacheprovider tests/test_template.py
 
-pytest: $(STAMP)
+pytest: $(STAMP) bundle chromium
 	$(BIN)/pytest -n 2 --dist loadfile -q
 
 # The tile benchmark compares with stock titiler.application: installed for it only (not a dependency),
@@ -89,5 +89,25 @@ bench: $(STAMP)
 		'from importlib.metadata import version; print(version("titiler.core"))')" uvicorn
 	$(BIN)/python -m bench
 
+# The map viewer and the API docs (Root function): npm packages from the lock, bundled into the function's
+# package with the combined OpenAPI document of every function's app.
+VIEWER := viewer
+BUNDLE := functions/root/static
+.PHONY: node-deps bundle chromium
+
+node-deps: $(VIEWER)/node_modules/.package-lock.json
+
+$(VIEWER)/node_modules/.package-lock.json: $(VIEWER)/package-lock.json
+	@command -v npm >/dev/null || { echo "npm not found: install Node.js 20 or later (e.g. apt-get install nodejs npm)"; exit 1; }
+	cd $(VIEWER) && npm ci
+
+bundle: node-deps $(STAMP)
+	cd $(VIEWER) && npm run --silent build -- ../$(BUNDLE)
+	$(BIN)/python -m sputnik.local.openapi template.yaml $(BUNDLE)/openapi.json
+
+# The browser tests drive Debian's chromium (never a browser that Playwright downloads).
+chromium:
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam $(VIEWER)/node_modules $(BUNDLE)

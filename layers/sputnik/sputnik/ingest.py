@@ -282,8 +282,16 @@ def meta_record(project_id: int, scene: stac.Scene, order: str) -> MetaModel:
         yg0=miny,
         yg1=maxy,
         border_gj=geo.to_geojson(scene.footprint),
+        cloud_cover=scene.cloud_cover,
+        tci_url=tci_url(scene),
         sequencer=order,
     )
+
+
+def tci_url(scene: stac.Scene) -> str:
+    """The scene's TCI beside its item in the archive bucket: the URL /cog accepts for it."""
+    folder = stac.scene_prefix(scene.tile, scene.date, scene.scene_id)
+    return f"s3://{get_settings().archive_bucket}/{folder}TCI.tif"
 
 
 def _not_newer(model: SceneModel | MetaModel, order: str) -> Any:

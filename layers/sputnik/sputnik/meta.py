@@ -33,6 +33,8 @@ def scenes(login: str, project_id: int, date: str) -> list[dict[str, Any]]:
             "yg0": m.yg0,
             "yg1": m.yg1,
             "border_gj": m.border_gj,
+            "cloud_cover": m.cloud_cover,
+            "tci_url": m.tci_url,
         }
         for m in MetaModel.query(project_id, MetaModel.date_scene.startswith(f"{day}#"))
     ]

@@ -170,6 +170,8 @@ class MetaModel(Model):
     yg0 = NumberAttribute()
     yg1 = NumberAttribute()
     border_gj = UnicodeAttribute()
+    cloud_cover = NumberAttribute(null=True)
+    tci_url = UnicodeAttribute(null=True)
     sequencer = UnicodeAttribute()
 
 

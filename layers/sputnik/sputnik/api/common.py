@@ -1,7 +1,7 @@
 """What every sputnik app shares: Basic auth, error mapping, app construction."""
 
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -98,10 +98,10 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "internal error"}, status_code=500)
 
 
-def create_app(title: str, *, authenticated: bool = True) -> FastAPI:
+def create_app(title: str, *, authenticated: bool = True, **options: Any) -> FastAPI:
     """Build a FastAPI app with sputnik's auth and error handling on every route."""
     deps = [Depends(caller)] if authenticated else []
-    app = FastAPI(title=title, version="0.1.0", dependencies=deps)
+    app = FastAPI(title=title, version="0.1.0", dependencies=deps, **options)
     app.add_exception_handler(SputnikError, _sputnik_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected_error)

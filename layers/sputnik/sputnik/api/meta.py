@@ -21,6 +21,8 @@ class MetaRes(BaseModel):
     yg0: float = Field(description="footprint min latitude")
     yg1: float = Field(description="footprint max latitude")
     border_gj: str = Field(description="the footprint as GeoJSON text")
+    cloud_cover: float | None = Field(None, description="cloud cover of the scene in percent")
+    tci_url: str | None = Field(None, description="the scene's true-colour image, as /cog's `url` takes it")
 
 
 class MetaDatesRes(BaseModel):

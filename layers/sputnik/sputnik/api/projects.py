@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from sputnik import __version__, geo, projects
+from sputnik import geo, projects
 from sputnik.api.common import Caller, create_app
 from sputnik.models import ProjectModel
 
@@ -64,11 +64,6 @@ def _project(p: ProjectModel) -> dict[str, Any]:
 def create_projects_app() -> FastAPI:
     """Build the projects app."""
     app = create_app("sputnik projects")
-
-    @app.get("/", summary="Root")
-    async def root(login: Caller) -> dict[str, str]:
-        """Say what this API is and who is calling (the first sputnik redirected to its docs)."""
-        return {"name": "sputnik", "version": __version__, "login": login, "contract": "sputnik-api.md"}
 
     @app.post("/project/new", summary="Save project", response_model=ProjectNewRes)
     def project_new(params: ProjectNewParams, login: Caller) -> ProjectNewRes:

@@ -1,0 +1,373 @@
+"""The map viewer at /, used as a person would: Debian's chromium, driven by Playwright, on the local stack.
+
+The login is the browser's own Basic-auth prompt (Playwright answers it with `http_credentials`).
+A screenshot of each test's final state is saved in build/test-artifacts/.
+"""
+
+import json
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy
+import pytest
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Request,
+    Response,
+    Route,
+    expect,
+    sync_playwright,
+)
+from playwright.sync_api import Error as PlaywrightError
+
+from tests.conftest import FIXTURES, REPO, new_user
+from tests.tiles_support import decode_png
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = REPO / "build" / "test-artifacts"
+REAL_SCENE = "S2A_29RKH_20200219_0_L2A"
+REAL_ITEM = FIXTURES / "sentinel-cogs/sentinel-s2-l2a-cogs/29/R/KH/2020/2" / REAL_SCENE / f"{REAL_SCENE}.json"
+# A border inside the real scene's footprint (the demo project "Saharan coast").
+SAHARA = {
+    "type": "Polygon",
+    "coordinates": [[[-11.6, 24.6], [-11.2, 24.6], [-11.2, 25.0], [-11.6, 25.0], [-11.6, 24.6]]],
+}
+# How long a person would wait for a task run or tiles before calling it broken (not a speed check).
+PATIENCE_MS = 180_000
+
+
+@dataclass
+class Visit:
+    """A logged-in browser tab on the viewer, with every request and response it made."""
+
+    page: Page
+    base: str
+    credentials: tuple[str, str] | None
+    requests: list[Request] = field(default_factory=list)
+    responses: list[Response] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def responses_to(self, fragment: str) -> list[Response]:
+        """The responses whose URL contains a fragment."""
+        return [r for r in self.responses if fragment in r.url]
+
+    def map_pixels(self) -> numpy.ndarray:
+        """The map as the person sees it: (rows, cols, RGB)."""
+        return numpy.moveaxis(decode_png(self.page.locator("#map").screenshot())[:3], 0, -1)
+
+    def shoot(self, name: str) -> Path:
+        """Save a screenshot of the whole page as a test artifact."""
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTIFACTS / f"{name}.png"
+        self.page.screenshot(path=str(path))
+        return path
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's chromium, headless (never a browser that Playwright downloads)."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make chromium` installs Debian's chromium")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def demo_archive(stack: Any) -> str:
+    """The demo archive in the stack: generated scenes and the real one, ingested through S3 events."""
+    from sputnik.local import demo
+
+    return demo.load_scenes(stack)
+
+
+@contextmanager
+def open_viewer(browser: Browser, front: Any, credentials: tuple[str, str] | None) -> Iterator[Visit]:
+    """Open the viewer in a fresh browser context, logged in with the credentials if any."""
+    context: BrowserContext = browser.new_context(
+        http_credentials={"username": credentials[0], "password": credentials[1]} if credentials else None,
+        viewport={"width": 1280, "height": 860},
+    )
+    page = context.new_page()
+    page.set_default_timeout(PATIENCE_MS)
+    visit = Visit(page, front.url, credentials)
+    page.on("request", lambda request: visit.requests.append(request))
+    page.on("response", lambda response: visit.responses.append(response))
+    page.on("pageerror", lambda exc: visit.errors.append(str(exc)))
+    try:
+        yield visit
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def visit(browser: Browser, front: Any, demo_archive: str) -> Iterator[Visit]:
+    """A fresh user in a fresh browser, logged in and on the viewer's page."""
+    with open_viewer(browser, front, new_user("viewer")) as visit:
+        response = visit.page.goto(f"{front.url}/")
+        assert response is not None and response.status == 200
+        expect(visit.page.locator("#project-list")).to_contain_text("No projects yet.")
+        yield visit
+        # Everything the page loaded came from the stack itself (data: URLs are inline images).
+        foreign = [r.url for r in visit.requests if not r.url.startswith((front.url, "data:"))]
+        assert not foreign, f"requests beyond the stack: {foreign}"
+        assert not visit.errors, f"script errors: {visit.errors}"
+
+
+def create_project(page: Page, name: str, border: str, start: str, end: str) -> int:
+    """Fill in and send the new-project form; the id the page announces."""
+    if not page.locator("#new-project").evaluate("details => details.open"):
+        page.locator("#new-project summary").click()
+    form = page.locator("#project-form")
+    form.locator("[name=name]").fill(name)
+    form.locator("[name=start_date]").fill(start)
+    form.locator("[name=end_date]").fill(end)
+    if border:
+        form.locator("[name=border]").fill(border)
+    form.get_by_role("button", name="Create project").click()
+    expect(page.locator("#notice")).to_contain_text("created")
+    found = re.search(r"Project (\d+) created", page.locator("#notice").inner_text())
+    assert found, page.locator("#notice").inner_text()
+    return int(found.group(1))
+
+
+def wait_for_tiles(page: Page) -> None:
+    """Wait until the map has tiles and every one of them has loaded (or failed)."""
+    page.wait_for_function(
+        """() => {
+            const tiles = [...document.querySelectorAll('.leaflet-tile-pane img')];
+            return tiles.length > 0 && tiles.every((img) => img.complete);
+        }"""
+    )
+    page.wait_for_timeout(300)  # a frame for the loaded tiles to be drawn
+
+
+def test_a_person_creates_a_project_sees_its_scenes_runs_a_task_and_views_the_product(
+    visit: Visit, front: Any
+) -> None:
+    page = visit.page
+    project_id = create_project(page, "Saharan coast", json.dumps(SAHARA), "2020-02-01", "2020-02-29")
+    expect(page.locator("#project-title")).to_have_text(f"Saharan coast (project {project_id})")
+    expect(page.locator("#project-list li.selected")).to_contain_text("Saharan coast")
+
+    # The project's dates; the real scene's footprint, product name, cloud cover and quicklook.
+    page.locator("#date-select").select_option("2020-02-19")
+    row = page.locator(f'#scene-table tr[data-scene-id="{REAL_SCENE}"]')
+    item = json.loads(REAL_ITEM.read_text())
+    expect(row.locator(".product")).to_have_text(item["properties"]["s2:product_uri"].removesuffix(".SAFE"))
+    expect(row.locator(".cloud")).to_have_text(f"{round(item['properties']['eo:cloud_cover'])} %")
+    quicklook = row.locator("img.quicklook")
+    expect(quicklook).to_have_js_property("complete", True)
+    assert quicklook.evaluate("img => img.naturalWidth") > 0
+    assert page.locator(".leaflet-overlay-pane path").count() >= 2  # the border and the footprint
+
+    # Run s2_load_data on that scene and watch the run until it is DONE.
+    expect(page.locator("#task-select option")).to_contain_text(["s2_load_meta", "s2_load_data"])
+    page.locator("#task-select").select_option("s2_load_data")
+    row.locator(".product").click()  # offers the scene as the task's parameters
+    params = page.locator("#task-form [name=params]")
+    expect(params).to_have_value(re.compile("scene_ids"))
+    assert json.loads(params.input_value()) == {"scene_ids": [REAL_SCENE]}
+    page.locator("#task-form [name=title]").fill("true colour of the February scene")
+    polled = len(visit.responses_to("/proc/list"))
+    page.locator("#task-form").get_by_role("button", name="Run").click()
+    expect(page.locator("#notice")).to_contain_text("s2_load_data started")
+    run = page.locator("#proc-table tbody tr").first
+    expect(run).to_have_attribute("data-status", "DONE", timeout=PATIENCE_MS)
+    expect(run).to_have_attribute("data-result", "SUCCESS")
+    # The page polled by itself while the run was in progress, and stopped once it was DONE.
+    seen = [r.json()["procs"][0]["status"] for r in visit.responses_to("/proc/list")[polled:]]
+    assert seen[-1] == "DONE" and len(seen) >= 2 and set(seen[:-1]) <= {"WAIT", "RUN"}, seen
+    page.wait_for_timeout(3 * 1500)
+    assert len(visit.responses_to("/proc/list")) == polled + len(seen)
+
+    # The run's RGB product appears; switched on, its tiles load and the map shows imagery.
+    product = page.locator(f'#product-list li[data-product-id="{REAL_SCENE}-rgb"] input')
+    before = visit.map_pixels()  # the border and the footprint over the empty map
+    product.check()
+    wait_for_tiles(page)
+    tiles = visit.responses_to(f"/rgb/tile/{project_id}/{REAL_SCENE}-rgb/")
+    assert len(tiles) >= 4
+    assert {(t.status, t.headers["content-type"]) for t in tiles} == {(200, "image/png")}
+    shown = visit.map_pixels()
+    changed = numpy.any(numpy.abs(shown.astype(int) - before) > 12, axis=-1)
+    # The product fills the border, about half of the map here: imagery, not one flat colour.
+    assert changed.mean() > 0.3, f"the RGB layer changed only {changed.mean():.0%} of the map"
+    assert shown[changed].std() > 5
+    visit.shoot("viewer-rgb")
+
+    # Any scene's TCI through /cog/tiles, beside the product.
+    row.locator("input[type=checkbox]").check()
+    wait_for_tiles(page)
+    cog_tiles = visit.responses_to("/cog/tiles/WebMercatorQuad/")
+    assert cog_tiles and {(t.status, t.headers["content-type"]) for t in cog_tiles} == {(200, "image/png")}
+    expect(page.locator("#error")).to_be_hidden()
+    page.locator("#proc-table").scroll_into_view_if_needed()  # the finished run in the screenshot
+    assert visit.shoot("viewer-final").stat().st_size > 10_000
+
+
+def test_a_border_drawn_on_the_map_becomes_the_project_border(visit: Visit) -> None:
+    page = visit.page
+    for _ in range(8):  # from the whole world down to a town's size, as a person would zoom in
+        page.locator(".leaflet-control-zoom-in").click()
+        page.wait_for_function("() => !document.querySelector('.leaflet-zoom-anim')")
+    page.locator("#new-project summary").click()
+    page.get_by_role("button", name="Draw on map").click()
+    box = page.locator("#map").bounding_box()
+    assert box is not None
+    corners = [(0.4, 0.4), (0.6, 0.4), (0.6, 0.6), (0.4, 0.6)]
+    for fx, fy in [*corners, corners[0]]:  # clicking the first corner again closes the ring
+        page.mouse.click(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+    drawn = json.loads(page.locator("#project-form [name=border]").input_value())
+    assert drawn["type"] == "Polygon"
+    ring = drawn["coordinates"][0]
+    assert len(ring) == 5 and ring[0] == ring[-1]
+    project_id = create_project(page, "Drawn", "", "2021-06-01", "2021-06-30")
+    with httpx.Client(base_url=visit.base, auth=visit.credentials, timeout=60) as api:
+        stored = json.loads(api.get("/project/info", params={"project_id": project_id}).json()["border_gj"])
+    assert numpy.allclose(sorted(map(tuple, stored["coordinates"][0])), sorted(map(tuple, ring)), atol=1e-6)
+    visit.shoot("viewer-drawn")
+
+
+@pytest.mark.parametrize(
+    ("border", "start", "end", "words"),
+    [
+        (
+            '{"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}',
+            "2021-06-01",
+            "2021-06-30",
+            "Self-intersection",
+        ),
+        (json.dumps(SAHARA), "2021-07-01", "2021-06-01", "start_date"),
+        ("not json at all", "2021-06-01", "2021-06-30", "border"),
+    ],
+)
+def test_api_errors_are_shown_in_words(visit: Visit, border: str, start: str, end: str, words: str) -> None:
+    page = visit.page
+    page.locator("#new-project summary").click()
+    form = page.locator("#project-form")
+    form.locator("[name=name]").fill("Refused")
+    form.locator("[name=start_date]").fill(start)
+    form.locator("[name=end_date]").fill(end)
+    form.locator("[name=border]").fill(border)
+    form.get_by_role("button", name="Create project").click()
+    error = page.locator("#error")
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("POST project/new failed (422)")
+    expect(error).to_contain_text(words)
+    expect(page.locator("#project-list")).to_contain_text("No projects yet.")  # nothing was created
+    visit.shoot(f"viewer-error-{words.lower()}")
+
+
+def test_the_viewer_works_under_an_api_gateway_stage_prefix(visit: Visit, front: Any) -> None:
+    page = visit.page
+    stage = f"{front.url}/prod"
+
+    def through_stage(route: Route) -> None:
+        # What API Gateway does for a named stage: strip /prod before the route is matched.
+        route.fulfill(response=route.fetch(url=front.url + route.request.url.removeprefix(stage)))
+
+    page.route(f"{stage}/**", through_stage)
+    page.route(stage, through_stage)
+    start = len(visit.requests)
+    page.goto(stage)  # without the trailing slash, as people type it
+    expect(page).to_have_url(f"{stage}/")
+    project_id = create_project(page, "Staged", json.dumps(SAHARA), "2020-02-01", "2020-02-29")
+    page.locator("#date-select").select_option("2020-02-19")
+    expect(page.locator(f'#scene-table tr[data-scene-id="{REAL_SCENE}"] img.quicklook')).to_have_js_property(
+        "complete", True
+    )
+    made = [r.url for r in visit.requests[start:]]
+    assert f"{stage}/assets/viewer.js" in made and f"{stage}/project/info?project_id={project_id}" in made
+    outside = [url for url in made if not url.startswith((f"{stage}/", "data:")) and url != stage]
+    assert not outside, f"requests that left the stage: {outside}"
+
+
+@pytest.mark.parametrize(
+    ("title", "params", "words"),
+    [
+        ("   ", "", "POST task/run failed (422): title must not be empty"),
+        ("nope", '{"scene_ids": "S2A"}', "POST task/run failed (422): params of s2_load_data"),
+        ("nope", '{"scene_ids": [', "The parameters are not valid JSON"),
+    ],
+)
+def test_a_refused_task_run_is_explained_in_words(visit: Visit, title: str, params: str, words: str) -> None:
+    page = visit.page
+    create_project(page, "Saharan coast", json.dumps(SAHARA), "2020-02-01", "2020-02-29")
+    page.locator("#task-select").select_option("s2_load_data")
+    page.locator("#task-form [name=title]").fill(title)
+    page.locator("#task-form [name=params]").fill(params)
+    page.locator("#task-form").get_by_role("button", name="Run").click()
+    expect(page.locator("#error")).to_contain_text(words)
+    expect(page.locator("#proc-table tbody tr")).to_have_count(0)  # nothing was started
+
+
+@pytest.mark.parametrize("password", [None, "wrong password"])
+def test_the_login_is_the_browser_prompt(browser: Browser, front: Any, password: str | None) -> None:
+    credentials = None if password is None else (new_user("viewer")[0], password)
+    with open_viewer(browser, front, credentials) as visit:
+        # A Basic challenge makes a person's browser prompt for the login. Headless chromium, with no
+        # answer or a refused one, either shows the 401 page or gives up on the page: both are a refusal.
+        try:
+            visit.page.goto(f"{front.url}/")
+        except PlaywrightError as exc:
+            assert "ERR_INVALID_AUTH_CREDENTIALS" in str(exc)
+        assert visit.responses, "the server was not asked"
+        for response in visit.responses:
+            assert response.status == 401
+            assert response.headers["www-authenticate"].startswith("Basic")
+        assert not visit.responses_to("/assets/")  # nothing of the viewer without a login
+
+
+def test_the_api_docs_render_every_route_from_the_stack(visit: Visit, front: Any) -> None:
+    page = visit.page
+    page.goto(f"{front.url}/docs")
+    document = page.evaluate("() => fetch('openapi.json').then(r => r.json())")
+    operations = sum(len(ops) for ops in document["paths"].values())
+    expect(page.locator(".opblock")).to_have_count(operations)
+    # "Try it out" reaches the API through the document's relative server, with the page's login.
+    listing = page.locator("#operations-default-project_list_project_list_get")
+    listing.locator(".opblock-summary").click()
+    listing.get_by_role("button", name="Try it out").click()
+    seen = len(visit.responses_to("/project/list"))  # the viewer's own call before /docs
+    listing.get_by_role("button", name="Execute").click()
+    expect(listing.locator(".live-responses-table tbody .response-col_status")).to_have_text("200")
+    (answer,) = visit.responses_to("/project/list")[seen:]
+    assert answer.url == f"{front.url}/project/list" and answer.json() == {"projects": []}
+    visit.shoot("viewer-docs")
+
+
+def test_scenes_carry_cloud_cover_and_a_tci_url_that_cog_serves(api: httpx.Client, demo_archive: str) -> None:
+    project_id = api.post(
+        "/project/new",
+        json={
+            "name": "Sahara",
+            "start_date": "2020-02-01",
+            "end_date": "2020-02-29",
+            "border": json.dumps(SAHARA),
+        },
+    ).json()["project_id"]
+    (meta,) = api.get("/meta/list", params={"project_id": project_id, "date": "2020-02-19"}).json()["metas"]
+    item = json.loads(REAL_ITEM.read_text())
+    assert meta["cloud_cover"] == pytest.approx(item["properties"]["eo:cloud_cover"])
+    assert meta["tci_url"].endswith(f"/29/R/KH/2020/2/{REAL_SCENE}/TCI.tif")
+    info = api.get("/cog/info", params={"url": meta["tci_url"]})
+    assert info.status_code == 200
+    assert info.json()["band_descriptions"][0][0] == "b1"

@@ -23,7 +23,7 @@ class Settings(BaseSettings):
     products_table: str = "sputnik-ProductsTable"
     archive_bucket: str = "sputnik-archive-123456789012-us-east-1"
     # A public archive in another account whose new items are ingested too (template: ExternalArchiveBucket).
-    external_archive_bucket: str = ""
+    external_archive_bucket: str = "sentinel-cogs"
     products_bucket: str = "sputnik-productsbucket"
     ingest_function: str = "sputnik-IngestFunction"
     procs_table: str = "sputnik-ProcsTable"

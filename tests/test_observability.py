@@ -4,17 +4,13 @@ import io
 import json
 import logging
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sputnik.local.stack import LambdaContext
-from sputnik.local.template import Template
 from sputnik.observability import logger, observe
-from tests.conftest import REPO, TEMPLATE
 
-FUNCTIONS = sorted(Template.load(TEMPLATE).of_type("AWS::Serverless::Function"))
 log = logging.getLogger("sputnik.test_observability")
 
 
@@ -83,18 +79,6 @@ def test_a_failing_handler_raises_and_still_logs_its_request(logged: io.StringIO
     assert [line["function_request_id"] for line in lines if line.get("message") == "about to fail"] == [
         context.aws_request_id
     ]
-
-
-@pytest.mark.parametrize("logical", FUNCTIONS)
-def test_every_function_of_the_template_is_observed(
-    logical: str, stack: Any, capfd: pytest.CaptureFixture[str]
-) -> None:
-    event_file = sorted((REPO / "events" / logical).glob("*.json"))[0]
-    name = stack.function_for(logical)
-    capfd.readouterr()
-    stack.invoke(name, json.loads(Path(event_file).read_text()))
-    published = metrics_of(json_lines(capfd.readouterr().out), name)
-    assert published, f"{logical} published no metrics"
 
 
 def test_a_call_without_a_lambda_context_runs_the_handler_alone(capfd: pytest.CaptureFixture[str]) -> None:

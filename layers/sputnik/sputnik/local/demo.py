@@ -84,21 +84,30 @@ def load_unannounced_scene(stack: LocalStack, size: int = 256) -> str:
     return key.rsplit("/", 1)[-1].removesuffix(".json")
 
 
-def load_rgb_product(stack: LocalStack, project_id: int, scene_id: str) -> str:
-    """Make a scene's RGB product `{scene_id}-rgb` by running s2_load_data, and wait for it."""
+def run_to_end(project_id: int, task: str, title: str, params: dict[str, Any]) -> Any:
+    """Run a task on a demo project as its owner and wait for its proc to end well; the proc."""
     from sputnik.models import ProjectModel
     from sputnik.tasks import procs, runner
 
     login = ProjectModel.get(project_id).login
-    event_id = runner.run_task(
-        login, "s2_load_data", "demo RGB product", project_id, {"scene_ids": [scene_id]}
-    )
-    ref = procs.ProcRef(project_id, event_id)
+    ref = procs.ProcRef(project_id, runner.run_task(login, task, title, project_id, params))
     for _ in range(1200):  # the local stack runs it in a few seconds; a bound, not a deadline
         proc = procs.get_proc(ref)
         if proc.status == procs.DONE:
             if proc.result != procs.SUCCESS:
-                raise RuntimeError(f"s2_load_data ended {proc.result}: {proc.message or proc.summary}")
-            return f"{scene_id}-rgb"
+                raise RuntimeError(f"{task} ended {proc.result}: {proc.message or proc.summary}")
+            return proc
         time.sleep(0.1)
-    raise RuntimeError(f"s2_load_data for {scene_id} did not finish")
+    raise RuntimeError(f"{task} on project {project_id} did not finish")
+
+
+def load_rgb_product(stack: LocalStack, project_id: int, scene_id: str) -> str:
+    """Make a scene's RGB product `{scene_id}-rgb` by running s2_load_data, and wait for it."""
+    run_to_end(project_id, "s2_load_data", "demo RGB product", {"scene_ids": [scene_id]})
+    return f"{scene_id}-rgb"
+
+
+def load_meta_pull(stack: LocalStack, project_id: int) -> str:
+    """Run s2_load_meta on a project, so that the demo has a proc of each task (events/ use them)."""
+    proc = run_to_end(project_id, "s2_load_meta", "demo archive pull", {})
+    return f"s2_load_meta proc {proc.event_id} on project {project_id}"

@@ -7,9 +7,10 @@ from sputnik.tasks.failures import failure_message
 
 
 def run(event: dict[str, Any]) -> dict[str, Any]:
-    """Record the failure the Catch passed in `error` on the proc; the message."""
+    """Record the failure the Catch passed in `error` on the proc; the message, and a count to alarm on."""
     ref = procs.ProcRef.of(event)
     proc = procs.get_proc(ref)
     message = failure_message(procs.running_script(proc) or str(proc.task), event.get("error"))
     procs.proc_failed(proc, message)
-    return {"result": procs.FATAL, "message": message}
+    # The count becomes the function's ProcsFailed metric; the state machine discards the result.
+    return {"result": procs.FATAL, "message": message, "procs_failed": 1}

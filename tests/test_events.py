@@ -86,6 +86,13 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local]:
         process.wait(timeout=60)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def rebind_tables() -> Iterator[None]:
+    """After this module, point the models back at this process's stack (use_local moved them)."""
+    yield
+    bind_tables()
+
+
 @pytest.fixture(scope="module")
 def local_endpoint(local: Local) -> str:
     """The AWS endpoint of `sputnik local`."""
@@ -198,7 +205,15 @@ def check_proc_list(event: Event, data: Any) -> None:
     assert all(p["scripts"] and p["ctime"] for p in data["procs"])
 
 
+def check_openapi(event: Event, data: Any) -> None:
+    # One document for every function's routes, the viewer's own among them.
+    assert {"/project/new", "/meta/list", "/task/run", "/proc/list", "/rgb/list", "/cog/info"} <= set(
+        data["paths"]
+    )
+
+
 ROUTE_CHECKS: dict[str, Callable[[Event, Any], None]] = {
+    "GET /openapi.json": check_openapi,
     "GET /task/list": check_task_list,
     "POST /task/run": check_task_run,
     "GET /proc/list": check_proc_list,

@@ -272,3 +272,9 @@ def test_log_lines_carry_the_function_that_logged_them(
     line = json.loads(powertools[0].format(record))
     assert line["function_name"] == stack.function_for("ProjectsFunction")
     assert line["function_memory_size"] == 1024
+    # A line of the local stack itself (no invocation) bears no function's context either.
+    outside = logging.getLogger("sputnik.local.front").makeRecord(
+        "sputnik.local.front", logging.ERROR, "", 0, "x", (), None
+    )
+    line = json.loads(powertools[0].format(outside))
+    assert line["function_name"] == "local" and "function_arn" not in line

@@ -35,12 +35,12 @@ def load_demo(stack: LocalStack) -> list[str]:
 
 def serve(template: Path, port: int = 8000, aws_port: int = 5000) -> None:
     """Start the stack and the HTTP front, print how to use them, and wait for Ctrl-C."""
-    # Lines logged during an invocation carry its function's name (sputnik.local.stack stamps them).
+    # Each line names the function whose invocation logged it, or "local" (sputnik.local.stack stamps them).
     handler = logging.StreamHandler()
     handler.setFormatter(
         logging.Formatter(
             "%(asctime)s %(levelname)s [%(function_name)s] %(name)s: %(message)s",
-            defaults={"function_name": "local"},
+            defaults={"function_name": "-"},
         )
     )
     logging.basicConfig(level=logging.INFO, handlers=[handler])

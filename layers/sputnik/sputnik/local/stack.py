@@ -108,20 +108,21 @@ _invocation: contextvars.ContextVar[LambdaContext | None] = contextvars.ContextV
 
 
 def _stamp_function(factory: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
-    """Wrap a log record factory so that records made during an invocation name its function.
+    """Wrap a log record factory so that records name the function whose invocation made them.
 
     Deployed, each function logs from its own process; here all share one, and Powertools' keys
     (function_name, ...) are process-wide, so every line would bear the last decorated function's.
+    Records made outside any invocation (the stack, the front) are the local stack's own.
     """
 
     def stamped(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = factory(*args, **kwargs)
         context = _invocation.get()
-        if context is not None:
-            record.function_name = context.function_name
-            record.function_arn = context.invoked_function_arn
-            record.function_request_id = context.aws_request_id
-            record.function_memory_size = context.memory_limit_in_mb
+        record.function_name = context.function_name if context else "local"
+        # None drops the key from Powertools' lines.
+        record.function_arn = context.invoked_function_arn if context else None
+        record.function_request_id = context.aws_request_id if context else None
+        record.function_memory_size = context.memory_limit_in_mb if context else None
         return record
 
     stamped._sputnik = True  # type: ignore[attr-defined]

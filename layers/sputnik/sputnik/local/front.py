@@ -13,6 +13,7 @@ in front of Lambda, answered with the bodies API Gateway sends:
 - no route: 404 {"message":"Not Found"}.
 """
 
+import asyncio
 import base64
 import binascii
 import json
@@ -21,11 +22,11 @@ import socket
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-import anyio
 import uvicorn
 
 from sputnik.local.stack import LocalStack
@@ -38,7 +39,10 @@ MAX_REQUEST_BODY = 10 * 1024 * 1024
 # Lambda's synchronous invocation payload, request and response: 6 MB, enforced at 6,291,556 bytes.
 MAX_INVOKE_PAYLOAD = 6_291_556
 _TEXT_TYPES = ("application/json", "text/", "application/xml", "application/x-www-form-urlencoded")
+# Headers of a function's answer that API Gateway sets itself for the client's connection.
 _HOP_BY_HOP = ("content-length", "connection", "transfer-encoding", "keep-alive")
+# Invocations running at once; more wait their turn (within their timeouts), as throttled ones would.
+CONCURRENCY = 64
 
 # ASGI's callables, loosely typed: the server hands plain dicts.
 Scope = dict[str, Any]
@@ -184,6 +188,8 @@ class Gateway:
 
     def __init__(self, stack: LocalStack) -> None:
         self.stack = stack
+        # The functions' threads: the handlers are synchronous, like Lambda's Python runtime.
+        self.executor = ThreadPoolExecutor(CONCURRENCY, thread_name_prefix="invocation")
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         """Serve one HTTP request (the server runs without lifespan, so only HTTP arrives)."""
@@ -191,7 +197,11 @@ class Gateway:
             return
         request_id = str(uuid.uuid4())
         response = await self.respond(scope, receive, request_id)
-        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
+        headers = [
+            (k.encode("latin-1"), v.encode("latin-1"))
+            for k, v in response.headers.items()
+            if k not in _HOP_BY_HOP
+        ]
         headers += [(b"set-cookie", c.encode("latin-1")) for c in response.cookies]
         headers += [
             (b"content-length", str(len(response.body)).encode()),
@@ -241,13 +251,11 @@ class Gateway:
         function_timeout = self.stack.functions[name].timeout
         integration_timeout = route.timeout_ms / 1000
         where = f"{route.function} on {event['requestContext']['http']['method']} {event['rawPath']}"
+        invocation = asyncio.get_running_loop().run_in_executor(self.executor, self.stack.invoke, name, event)
         try:
-            with anyio.fail_after(min(function_timeout, integration_timeout)):
-                # A handler cannot be stopped from outside its thread: past the deadline the thread is
-                # left to finish on its own while the client gets its answer, as from API Gateway.
-                result = await anyio.to_thread.run_sync(
-                    self.stack.invoke, name, event, abandon_on_cancel=True
-                )
+            # A handler cannot be stopped from outside its thread: past the deadline the thread is
+            # left to finish on its own while the client gets its answer, as from API Gateway.
+            result = await asyncio.wait_for(invocation, min(function_timeout, integration_timeout))
         except TimeoutError:
             if function_timeout <= integration_timeout:
                 log.error("function %s timed out after %.2f seconds", where, function_timeout)
@@ -315,8 +323,9 @@ class Front:
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
         self.url = f"http://{host}:{self._socket.getsockname()[1]}"
+        self.gateway = Gateway(stack)
         config = uvicorn.Config(
-            Gateway(stack),
+            self.gateway,
             http="h11",
             lifespan="off",
             # Keep the process's logging as it is; requests go to `uvicorn.access` if asked.
@@ -345,8 +354,9 @@ class Front:
         return self
 
     def stop(self) -> None:
-        """Stop serving and release the port."""
+        """Stop serving, let the idle invocation threads end, and release the port."""
         self.server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=10)
+        self.gateway.executor.shutdown(wait=False, cancel_futures=True)
         self._socket.close()

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sputnik.local.stack import LocalStack
+from sputnik.local.stack import LocalFunction, LocalStack
 from sputnik.local.template import Route, Template
 from tests.conftest import TEMPLATE, new_user
 
@@ -21,21 +21,15 @@ def api_functions() -> list[str]:
     return sorted(set(seen), key=seen.index)
 
 
-def function_routes(stack: LocalStack, logical: str) -> list[Route]:
-    """The HttpApi routes of one function."""
-    return [route for route in stack.routes if route.function == logical]
+def served_openapi(handler: Any, routes: list[Route]) -> dict[str, Any] | None:
+    """The OpenAPI document of a handler's app, cut to the operations the routes let through.
 
-
-def function_openapi(stack: LocalStack, logical: str) -> dict[str, Any] | None:
-    """A function's OpenAPI document, cut to the operations its template routes let through.
-
-    None when the function's handler wraps no app with an OpenAPI document.
+    None when the handler wraps no app with an OpenAPI document.
     """
-    app = getattr(stack.functions[stack.function_for(logical)].handler(), "app", None)
+    app = getattr(handler, "app", None)
     if app is None or not hasattr(app, "openapi"):
         return None
     document: dict[str, Any] = json.loads(json.dumps(app.openapi()))
-    routes = function_routes(stack, logical)
     paths: dict[str, Any] = {}
     for path, item in document["paths"].items():
         kept = {
@@ -47,6 +41,35 @@ def function_openapi(stack: LocalStack, logical: str) -> dict[str, Any] | None:
             paths[path] = kept
     document["paths"] = paths
     return document
+
+
+def function_openapi(stack: LocalStack, logical: str) -> dict[str, Any] | None:
+    """A function's served OpenAPI document, from its handler in the running stack."""
+    handler = stack.functions[stack.function_for(logical)].handler()
+    return served_openapi(handler, [route for route in stack.routes if route.function == logical])
+
+
+def all_operations() -> list[tuple[str, str, str]]:
+    """(function, METHOD, path) of every served operation, read without a running stack.
+
+    For test ids at collection: each function's module is loaded as the stack loads it, which
+    builds its app and touches no AWS service.
+    """
+    template = Template.load(TEMPLATE)
+    glob = (template.data.get("Globals") or {}).get("Function") or {}
+    found = []
+    for logical in api_functions():
+        props = template.resources[logical].get("Properties") or {}
+        function = LocalFunction(
+            logical,
+            template.physical_name(logical),
+            template.root / str(props.get("CodeUri", glob.get("CodeUri", "."))),
+            str(props.get("Handler", glob.get("Handler", "app.handler"))),
+        )
+        routes = [route for route in template.routes() if route.function == logical]
+        document = served_openapi(function.handler(), routes)
+        found += [(logical, method, path) for method, path, _ in operations(document or {"paths": {}})]
+    return found
 
 
 def openapi_or_skip(stack: LocalStack, logical: str) -> dict[str, Any]:

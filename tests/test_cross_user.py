@@ -68,11 +68,27 @@ def owner(stack: LocalStack, front: Front) -> RealIds:
     return real
 
 
-def owned_parameters(op: dict[str, Any]) -> list[str]:
+def resolved(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """A schema with its `$ref` (to the document's components) followed."""
+    while "$ref" in schema:
+        node: Any = document
+        for part in schema["$ref"].removeprefix("#/").split("/"):
+            node = node[part]
+        schema = node
+    return schema
+
+
+def body_schema(document: dict[str, Any], op: dict[str, Any]) -> dict[str, Any]:
+    """The JSON body's schema of an operation ({} without one)."""
+    content = (op.get("requestBody") or {}).get("content", {}).get("application/json", {})
+    return resolved(document, content.get("schema") or {})
+
+
+def owned_parameters(document: dict[str, Any], op: dict[str, Any]) -> list[str]:
     """The names of an operation's parameters (and body fields) that carry owned ids."""
-    names = [p["name"] for p in op.get("parameters", [])]
-    for content in (op.get("requestBody") or {}).get("content", {}).values():
-        names += list((content.get("schema") or {}).get("properties", {}))
+    names = [p["name"] for p in op.get("parameters", [])] + list(
+        body_schema(document, op).get("properties", {})
+    )
     return [n for n in names if OWNED.search(n)]
 
 
@@ -90,7 +106,9 @@ def value_for(name: str, schema: dict[str, Any], real: RealIds) -> Any:
     return 1 if schema.get("type") in ("integer", "number") else "1"
 
 
-def build_request(method: str, path: str, op: dict[str, Any], real: RealIds) -> dict[str, Any]:
+def build_request(
+    document: dict[str, Any], method: str, path: str, op: dict[str, Any], real: RealIds
+) -> dict[str, Any]:
     """httpx.request arguments for a well-formed call of an operation with the owner's ids."""
     query: dict[str, Any] = {}
     for param in op.get("parameters", []):
@@ -104,8 +122,14 @@ def build_request(method: str, path: str, op: dict[str, Any], real: RealIds) -> 
         else:
             query[param["name"]] = value
     request: dict[str, Any] = {"method": method, "url": path, "params": query}
-    if op.get("requestBody"):
-        request["json"] = FEATURE
+    body = body_schema(document, op)
+    fields = body.get("properties", {})
+    if op.get("requestBody") and (not fields or "geometry" in fields):
+        request["json"] = FEATURE  # the tilers' bodies: a GeoJSON Feature (or collection)
+    elif fields:
+        # A body of named fields: the required ones (and owned ids), each valid.
+        wanted = [n for n in fields if n in body.get("required", []) or n in real.values]
+        request["json"] = {n: value_for(n, resolved(document, fields[n]), real) for n in wanted}
     return request
 
 
@@ -119,7 +143,7 @@ def test_second_user_gets_404_from_every_route_that_takes_ids(
     function: str, stack: LocalStack, front: Front, owner: RealIds, capsys: pytest.CaptureFixture[str]
 ) -> None:
     document = openapi_or_skip(stack, function)
-    swept = [(m, p, op) for m, p, op in operations(document) if owned_parameters(op)]
+    swept = [(m, p, op) for m, p, op in operations(document) if owned_parameters(document, op)]
     if not swept:
         pytest.skip(f"no route of {function} takes a project, product, scene, event or url")
     problems = []
@@ -128,7 +152,7 @@ def test_second_user_gets_404_from_every_route_that_takes_ids(
         httpx.Client(base_url=front.url, auth=new_user("intruder"), timeout=60) as theirs,
     ):
         for method, path, op in swept:
-            request = build_request(method, path, op, owner)
+            request = build_request(document, method, path, op, owner)
             control = mine.request(**request)
             if not control.is_success:
                 problems.append(

@@ -241,7 +241,7 @@ class Gateway:
         headers.setdefault("host", f"{server[0]}:{server[1]}")
         event = build_event(route.route_key, method, target, headers, body, params, source_ip=client[0])
         event["requestContext"]["requestId"] = request_id
-        if len(json.dumps(event)) > MAX_INVOKE_PAYLOAD:
+        if len(json.dumps(event, ensure_ascii=False).encode()) > MAX_INVOKE_PAYLOAD:
             return too_large()
         return await self._invoke(route, event)
 

@@ -32,6 +32,7 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.io import MemoryFile
 from rasterio.warp import transform_bounds
 
+from bench import tiles_lowzoom
 from bench.common import LOGIN, PASSWORD, percentile, row, running_stack
 from sputnik.local.stack import REGION, LocalStack, free_port
 from sputnik.models import ProductModel
@@ -244,10 +245,11 @@ def per_tile(counts: list[Counter[str]], tiles: int, key: str) -> float:
 
 
 def main() -> dict[str, float]:
-    """Run the tile benchmark and print its figures."""
+    """Run the low-zoom comparison, then the tile benchmark, and print their figures."""
+    low_zoom = tiles_lowzoom.main()
     if importlib.util.find_spec("titiler.application") is None or importlib.util.find_spec("uvicorn") is None:
         print("\ntiles: titiler.application and uvicorn are not installed (`make bench` installs them)")
-        return {}
+        return low_zoom
     started = time.perf_counter()
     with running_stack(record_requests=True) as (stack, front):
         sputnik = httpx.Client(base_url=front.url, auth=(LOGIN, PASSWORD), timeout=60)
@@ -307,7 +309,7 @@ def main() -> dict[str, float]:
     by_name = {t.name: t for t in targets}
     ref_all = [ms for run in by_name[TITILER].ms for ms in run]
     ref_first = by_name[TITILER].ms[0]
-    figures: dict[str, float] = {"tiles": len(tiles), "passes": PASSES, "seconds": elapsed}
+    figures: dict[str, float] = {"tiles": len(tiles), "passes": PASSES, "seconds": elapsed, **low_zoom}
     zooms = Counter(t.z for t in tiles)
     print(
         f"\ntiles: {len(tiles)} WebMercatorQuad tiles ("

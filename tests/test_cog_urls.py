@@ -6,8 +6,9 @@ from urllib.parse import quote
 import pytest
 from fastapi.testclient import TestClient
 
-from sputnik.cog import DATASET_NOT_FOUND, URL_REFUSED, configure_gdal, dataset_url, parse_s3_url
 from sputnik.errors import Forbidden, NotFound
+from sputnik.tiles.gdal import configure_gdal
+from sputnik.tiles.urls import DATASET_NOT_FOUND, URL_REFUSED, dataset_url, parse_s3_url
 from tests.tiles_support import (
     ALICE,
     ALICE_PROJECT,
@@ -171,7 +172,7 @@ def test_configure_gdal_derives_the_s3_endpoint_and_keeps_overrides() -> None:
     assert env["GDAL_CACHEMAX"] == "512"  # the deployment's value wins over the default
     assert env["GDAL_DISABLE_READDIR_ON_OPEN"] == "EMPTY_DIR"
     assert env["CPL_VSIL_CURL_ALLOWED_EXTENSIONS"] == ".tif,.TIF,.tiff,.TIFF"
-    assert "GDAL_SKIP" not in env  # it would break every reprojected tile (see sputnik.cog)
+    assert "GDAL_SKIP" not in env  # it would break every reprojected tile (see sputnik.tiles.gdal)
     assert applied["AWS_S3_ENDPOINT"] == "127.0.0.1:4566"
     secure = configure_gdal({"AWS_ENDPOINT_URL_S3": "https://s3.example.test"})
     assert (secure["AWS_S3_ENDPOINT"], secure["AWS_HTTPS"]) == ("s3.example.test", "YES")

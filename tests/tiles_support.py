@@ -33,11 +33,12 @@ from rio_tiler.io import Reader
 from rio_tiler.models import ImageData
 
 from sputnik import auth
-from sputnik.cog import POOL, configure_gdal
 from sputnik.local.stack import RecordedRequest
 from sputnik.local.stack import RecordingMotoServer as LocalRecordingMotoServer
 from sputnik.models import TABLES, ProductModel, ProjectModel, bind_tables
 from sputnik.settings import Settings, get_settings
+from sputnik.tiles.gdal import configure_gdal
+from sputnik.tiles.pool import POOL
 
 REPO = Path(__file__).resolve().parents[1]
 ARCHIVE = "sputnik-test-archive"

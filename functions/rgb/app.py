@@ -3,7 +3,7 @@
 from mangum import Mangum
 
 from sputnik.api.rgb import create_rgb_app
-from sputnik.cog import configure_gdal
+from sputnik.tiles.gdal import configure_gdal
 
 # GDAL reads its options from the environment when it first needs them, i.e. after this.
 configure_gdal()

@@ -9,14 +9,17 @@ from rio_tiler.constants import WEB_MERCATOR_TMS
 from rio_tiler.errors import TileOutsideBounds
 from rio_tiler.utils import render
 
-from sputnik.cog import PooledReader, ProjectLookup, gdal_env, parse_s3_url
-from sputnik.errors import InvalidInput, NotFound
+from sputnik.errors import NotFound
 from sputnik.models import ProductModel
 from sputnik.settings import get_settings
+from sputnik.tiles.errors import PATH, InvalidParameter
+from sputnik.tiles.gdal import gdal_env
+from sputnik.tiles.params import check_tile
+from sputnik.tiles.reader import TileReader
+from sputnik.tiles.urls import ProjectLookup, parse_s3_url
 
 RGB = "rgb"
 TILE_SIZE = 256
-MAX_ZOOM = WEB_MERCATOR_TMS.maxzoom
 
 
 def list_rgb(login: str, project_id: int, owns_project: ProjectLookup) -> list[str]:
@@ -58,11 +61,14 @@ def render_tile(url: str, z: int, x: int, y: int) -> bytes:
     client (Leaflet, OpenLayers, MapLibre) draws it as nothing, logs no error for it, and may
     cache it like any tile; 204 is handled by some clients only and 404 shows as a failed tile.
     """
-    if not 0 <= z <= MAX_ZOOM or not (0 <= x < 2**z and 0 <= y < 2**z):
-        raise InvalidInput(f"no tile {z}/{x}/{y} in WebMercatorQuad (zoom 0-{MAX_ZOOM}, x and y < 2**zoom)")
-    with rasterio.Env(**gdal_env()), PooledReader(url) as src:
-        try:
-            image = src.tile(x, y, z, tilesize=TILE_SIZE)
-        except TileOutsideBounds:
-            return empty_tile()
+    check_tile(WEB_MERCATOR_TMS, z, x, y)
+    try:
+        with rasterio.Env(**gdal_env()), TileReader(url) as src:
+            try:
+                image = src.tile(x, y, z, tilesize=TILE_SIZE)
+            except TileOutsideBounds:
+                return empty_tile()
+    except InvalidParameter as exc:
+        # The product's COG is what could not be read: name the path parameter that chose it.
+        raise InvalidParameter(PATH, "product_id", str(exc)) from exc
     return image.render(img_format="PNG")

@@ -4,6 +4,7 @@ import logging
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from starlette.concurrency import run_in_threadpool
@@ -37,10 +38,41 @@ Caller = Annotated[str, Depends(caller)]
 
 
 def error_response(exc: SputnikError) -> JSONResponse:
-    """Turn a domain error into its JSON response."""
+    """Turn a domain error into its JSON response (a 422 in FastAPI's validation-error shape)."""
     status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 400)
     headers = UNAUTHORIZED_HEADERS if status == 401 else None
-    return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
+    detail: object = str(exc)
+    if status == 422:  # the OpenAPI schema of every 422 is HTTPValidationError: a list of errors
+        detail = [{"type": "value_error", "loc": list(getattr(exc, "loc", ())), "msg": str(exc)}]
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+# Characters of a rejected value (and of a message) a 422 may echo: never the whole input.
+MAX_ECHO, MAX_MESSAGE = 100, 1000
+
+
+def _capped(value: object, limit: int = MAX_ECHO) -> object:
+    """Return a rejected value short enough to echo: long text cut, containers left out."""
+    if isinstance(value, str | bytes):
+        text = value if isinstance(value, str) else value.decode("utf-8", "replace")
+        return text if len(text) <= limit else text[:limit] + "…"
+    return value if value is None or isinstance(value, bool | int | float) else None
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """Answer FastAPI's validation errors in their documented shape, echoing at most a short value."""
+    assert isinstance(exc, RequestValidationError)
+    errors = []
+    for error in exc.errors()[:20]:
+        item: dict[str, object] = {
+            "type": str(error.get("type", "value_error")),
+            "loc": list(error.get("loc", ())),
+        }
+        item["msg"] = str(_capped(str(error.get("msg", "")), MAX_MESSAGE))
+        if (value := _capped(error.get("input"))) is not None:
+            item["input"] = value
+        errors.append(item)
+    return JSONResponse({"detail": errors}, status_code=422)
 
 
 async def _sputnik_error(request: Request, exc: Exception) -> JSONResponse:
@@ -60,5 +92,6 @@ def create_app(title: str, *, authenticated: bool = True) -> FastAPI:
     deps = [Depends(caller)] if authenticated else []
     app = FastAPI(title=title, version="0.1.0", dependencies=deps)
     app.add_exception_handler(SputnikError, _sputnik_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected_error)
     return app

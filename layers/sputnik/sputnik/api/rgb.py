@@ -8,7 +8,9 @@ from starlette.responses import Response
 
 from sputnik import rgb
 from sputnik.api.common import Caller, create_app
-from sputnik.cog import MountPrefixMiddleware, ProjectCheck, tile_response
+from sputnik.tiles.caching import tile_response
+from sputnik.tiles.prefix import MountPrefixMiddleware
+from sputnik.tiles.urls import ProjectCheck
 
 PREFIX = "/rgb"
 

@@ -143,3 +143,60 @@ def test_every_route_demands_basic_auth(
     assert r.status_code == 401
     assert r.headers["www-authenticate"].startswith("Basic")
     assert r.json() == {"detail": "authentication required" if credentials is None else "invalid credentials"}
+
+
+def test_a_lock_wins_over_the_warm_credential_cache(stack: Any, front: Any) -> None:
+    login, password = new_user("cached")
+    # The right password once: this function now has it cached.
+    assert httpx.get(f"{front.url}/project/list", auth=(login, password)).status_code == 200
+    for _ in range(auth.MAX_FAILURES + 1):
+        assert httpx.get(f"{front.url}/project/list", auth=(login, "wrong")).status_code == 401
+    locked = httpx.get(f"{front.url}/project/list", auth=(login, password))
+    assert locked.status_code == 401
+    assert locked.json() == {"detail": "invalid credentials"}
+
+
+def _list_from(stack: Any, source_ip: str, credentials: tuple[str, str]) -> int:
+    """Call GET /project/list as API Gateway would for a client at `source_ip`; return the status."""
+    import base64
+
+    from sputnik.local.front import build_event
+
+    token = base64.b64encode(f"{credentials[0]}:{credentials[1]}".encode()).decode()
+    event = build_event(
+        "GET /project/list",
+        "GET",
+        "/project/list",
+        {"host": "api.example:443", "authorization": f"Basic {token}"},
+        b"",
+    )
+    event["requestContext"]["http"]["sourceIp"] = source_ip
+    return int(stack.invoke(stack.function_for("ProjectsFunction"), event)["statusCode"])
+
+
+def test_lockout_is_per_login_and_source_address(stack: Any) -> None:
+    login, password = new_user("targeted")
+    guesser, owner = "203.0.113.66", "198.51.100.7"
+    for _ in range(auth.MAX_FAILURES + 1):
+        assert _list_from(stack, guesser, (login, "guess")) == 401
+    # The guesser's address is locked out of the login, even with the right password...
+    assert _list_from(stack, guesser, (login, password)) == 401
+    # ...while its owner, elsewhere, is not: guessing cannot lock anyone out.
+    assert _list_from(stack, owner, (login, password)) == 200
+    assert _list_from(stack, "2001:db8::1", (login, password)) == 200
+    # And the owner's failures count on their own.
+    for _ in range(auth.MAX_FAILURES):
+        assert _list_from(stack, owner, (login, "typo")) == 401
+    assert _list_from(stack, owner, (login, password)) == 200
+
+
+def test_library_lockout_counts_each_source_apart(stack: Any) -> None:
+    login, password = new_user("sources")
+    for _ in range(auth.MAX_FAILURES + 1):
+        with pytest.raises(Unauthorized):
+            auth.authenticate(login, "wrong", "192.0.2.1")
+    with pytest.raises(Unauthorized):
+        auth.authenticate(login, password, "192.0.2.1")
+    assert auth.authenticate(login, password, "192.0.2.2") == login
+    with pytest.raises(Unauthorized):  # from the cache now, and still locked for the first address
+        auth.authenticate(login, password, "192.0.2.1")

@@ -12,10 +12,13 @@ import pytest
 from sputnik import auth
 
 
-def _sputnik(stack: Any, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+def _sputnik(
+    stack: Any, *args: str, stdin: str = "", env_extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the CLI in a fresh process pointed at the stack, as a user would."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SPUTNIK_"))}
     env["AWS_ENDPOINT_URL"] = stack.endpoint
+    env.update(env_extra or {})
     return subprocess.run(
         [sys.executable, "-m", "sputnik.cli", *args],
         input=stdin,
@@ -106,3 +109,35 @@ def test_archive_generate_and_upload_write_scenes_that_get_ingested(stack: Any, 
 
     bad = _sputnik(stack, "archive", "generate", "--tiles", "99ZZZ", "--dates", "2023-01-05")
     assert bad.returncode == 1 and "sputnik:" in bad.stderr
+
+
+def test_users_add_works_whatever_region_the_shell_has_set(stack: Any) -> None:
+    login = f"region{os.getpid()}"
+    added = _sputnik(
+        stack,
+        *("users", "add", login, "--password-stdin"),
+        stdin="a long password\n",
+        env_extra={"AWS_DEFAULT_REGION": "eu-west-1", "AWS_REGION": "eu-west-1"},
+    )
+    assert added.returncode == 0, added.stderr
+    assert auth.authenticate(login, "a long password") == login
+
+
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (
+            ("--region", "eu-west-1", "users", "add", "someone", "--password-stdin"),
+            "tables are not in region eu-west-1",
+        ),
+        (("--stack", "no-such-stack", "users", "list"), "no stack 'no-such-stack' in region us-east-1"),
+    ],
+)
+def test_a_wrong_region_or_stack_says_in_one_line_what_to_set(
+    stack: Any, args: tuple[str, ...], expected: str
+) -> None:
+    result = _sputnik(stack, *args, stdin="a long password\n")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert expected in line and "set AWS_DEFAULT_REGION or --region" in line

@@ -5,17 +5,16 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import botocore.client
 import httpx
 import pytest
 import shapely
-from botocore.exceptions import ClientError
-from pynamodb.exceptions import DoesNotExist, PutError
+from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
 from sputnik import ingest, stac
 from sputnik.archive import generate_archive, upload_fixture_scene
 from sputnik.models import MetaModel, SceneModel
 from sputnik.settings import get_settings
+from tests import faults
 from tests.conftest import new_user
 
 REAL_SCENE = "sentinel-cogs/sentinel-s2-l2a-cogs/29/R/KH/2020/2/S2A_29RKH_20200219_0_L2A"
@@ -295,7 +294,7 @@ def test_scene_outside_every_project_is_catalogued_without_meta(
     assert "matches no project" in caplog.text
 
 
-def test_dynamodb_calls_per_scene_are_a_constant_plus_one_per_match(
+def test_dynamodb_calls_per_scene_are_a_constant(
     stack: Any, api: httpx.Client, front: Any, dynamo_calls: Any
 ) -> None:
     border = box(15.2, 45.3, 15.6, 45.6)
@@ -304,11 +303,9 @@ def test_dynamodb_calls_per_scene_are_a_constant_plus_one_per_match(
     keys = generate_archive(stack.client("s3"), get_settings().archive_bucket, ["33TWL"], ["2022-10-10"], 32)
     dynamo_calls.ops.clear()
     counts = ingest.handle_event(s3_event(keys[0]))
-    matched = counts["matched"]
-    assert matched >= 3
-    # A constant three calls (read the scene, Query the tile, write the scene) plus one write per match.
-    assert sorted(dynamo_calls.ops) == sorted(["GetItem", "Query", "PutItem"] + ["PutItem"] * matched)
-    assert sorted(dynamo_calls.ops).count("PutItem") == 1 + matched
+    assert counts["matched"] >= 3
+    # Read the scene, Query the tile, write the scene and every meta record in one transaction.
+    assert sorted(dynamo_calls.ops) == ["GetItem", "Query", "TransactWriteItems"]
 
 
 def test_throttling_mid_ingest_fails_whole_and_redelivery_completes(
@@ -322,25 +319,17 @@ def test_throttling_mid_ingest_fails_whole_and_redelivery_completes(
     for p in projects:
         for m in MetaModel.query(p):
             m.delete()
-
-    original = botocore.client.BaseClient._make_api_call
-    writes = {"n": 0}
-
-    def throttled(self: Any, name: str, params: Any) -> Any:
-        if name == "PutItem":
-            writes["n"] += 1
-            if writes["n"] == 2:
-                error = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}
-                raise ClientError(error, name)
-        return original(self, name, params)
-
-    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", throttled)
-    with pytest.raises(PutError) as failure:
+    throttled = faults.Fault(faults.dynamodb("TransactWriteItems"), faults.DYNAMODB_THROTTLED)
+    faults.inject(monkeypatch, throttled)
+    with pytest.raises(TransactWriteError) as failure:
         ingest.handle_event(s3_event(keys[0]))
     assert failure.value.cause_response_code == "ProvisionedThroughputExceededException"
-    # Failed whole: the scene record, the commit point, is not written, so nothing looks done.
+    assert throttled.failed > 1  # the SDK retried before giving up
+    # Failed whole: neither the scene record nor any meta record.
     with pytest.raises(DoesNotExist):
         SceneModel.get(scene_id)
+    assert [len(list(MetaModel.query(p))) for p in projects] == [0, 0]
+    monkeypatch.undo()
     ingest.handle_event(s3_event(keys[0]))  # the redelivery
     assert SceneModel.get(scene_id).scene_id == scene_id
     assert [len(list(MetaModel.query(p))) for p in projects] == [1, 1]
@@ -410,3 +399,251 @@ def test_a_newer_version_that_no_longer_meets_a_project_removes_its_meta(
     for project in (west, east):
         assert scenes(project, "2021-06-29") == []
         assert scenes(project, "2021-06-30") == [item["id"]]
+
+
+def _item(fixtures_dir: Path, scene_id: str, tile: str, day: str, geometry: Any = None) -> dict[str, Any]:
+    """A real v1 item made into another scene of another tile and date."""
+    item = json.loads((fixtures_dir / "stac-items/v1/S2A_33TWN_20210629_0_L2A.json").read_text())
+    item["id"] = scene_id
+    zone, band, square = int(tile[:2]), tile[2], tile[3:]
+    item["properties"].update(
+        {
+            "mgrs:utm_zone": zone,
+            "mgrs:latitude_band": band,
+            "mgrs:grid_square": square,
+            "grid:code": f"MGRS-{tile}",
+        }
+    )
+    item["properties"]["datetime"] = f"{day}T10:00:00Z"
+    if geometry is not None:
+        item["geometry"] = geometry
+    return item
+
+
+def test_a_footprint_across_the_antimeridian_matches_the_projects_on_both_sides_only(
+    stack: Any, api: httpx.Client, fixtures_dir: Path
+) -> None:
+    # GeoJSON writes it as a jump from +179.85 to -179.3; read as it stands it spans the globe.
+    ring = [[179.85, -17.0], [-179.3, -17.0], [-179.3, -16.2], [179.85, -16.2], [179.85, -17.0]]
+    item = _item(
+        fixtures_dir,
+        "S2A_60KZG_20230105_0_L2A",
+        "60KZG",
+        "2023-01-05",
+        {"type": "Polygon", "coordinates": [ring]},
+    )
+    west = new_project(api, box(179.9, -16.6, 179.95, -16.4), "2023-01-01", "2023-01-31")
+    east = new_project(api, box(-179.9, -16.6, -179.8, -16.4), "2023-01-01", "2023-01-31")
+    beyond = new_project(api, box(-179.25, -16.6, -179.2, -16.4), "2023-01-01", "2023-01-31")
+    put_item(stack, item)
+    found = {
+        p: [
+            m["scene_id"]
+            for m in api.get("/meta/list", params={"project_id": p, "date": "2023-01-05"}).json()["metas"]
+        ]
+        for p in (west, east, beyond)
+    }
+    assert found == {west: [item["id"]], east: [item["id"]], beyond: []}
+    meta = api.get("/meta/list", params={"project_id": west, "date": "2023-01-05"}).json()["metas"][0]
+    footprint = shapely.from_wkb(bytes.fromhex(meta["border"]))
+    assert footprint.geom_type == "MultiPolygon" and len(footprint.geoms) == 2
+    assert footprint.area == pytest.approx((180 - 179.85 + 180 - 179.3) * 0.8, rel=1e-3)
+
+
+def test_an_item_whose_id_differs_from_its_folder_is_refused(
+    stack: Any, fixtures_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    victim = _item(fixtures_dir, "S2A_33TWN_20210629_4_L2A", "33TWN", "2021-06-29")
+    victim_key = put_item(stack, victim)
+    assert SceneModel.get(victim["id"]).item_key == victim_key
+    impostor = _item(fixtures_dir, "S2B_33TWN_20210629_4_L2A", "33TWN", "2021-06-29")
+    impostor["properties"]["s2:product_uri"] = "IMPOSTOR.SAFE"
+    # The impostor's item put into the victim's folder, and the victim's id in another tile's folder.
+    stack.client("s3").put_object(
+        Bucket=get_settings().archive_bucket, Key=victim_key, Body=json.dumps(impostor).encode()
+    )
+    elsewhere = _item(fixtures_dir, victim["id"], "33TWN", "2021-06-29")
+    other_tile_key = stac.item_key("33TXN", "2021-06-29", victim["id"])
+    stack.client("s3").put_object(
+        Bucket=get_settings().archive_bucket, Key=other_tile_key, Body=json.dumps(elsewhere).encode()
+    )
+    big = "F" * 30
+    assert ingest.handle_event(s3_event(victim_key, sequencer=big))["skipped"] == 1
+    assert ingest.handle_event(s3_event(other_tile_key, sequencer=big))["skipped"] == 1
+    assert "is not the scene its key names" in caplog.text
+    record = SceneModel.get(victim["id"])
+    assert (record.item_key, record.filename) == (
+        victim_key,
+        victim["properties"]["s2:product_uri"].removesuffix(".SAFE"),
+    )
+    with pytest.raises(DoesNotExist):
+        SceneModel.get(impostor["id"])
+
+
+def _ring_of(vertices: int, lon: float, lat: float, radius: float) -> list[list[float]]:
+    """A closed ring of many vertices around a point."""
+    import math
+
+    ring = [
+        [
+            lon + radius * math.cos(2 * math.pi * i / (vertices - 1)),
+            lat + radius * math.sin(2 * math.pi * i / (vertices - 1)),
+        ]
+        for i in range(vertices - 1)
+    ]
+    return [*ring, ring[0]]
+
+
+def test_bad_footprints_are_skipped_and_the_rest_of_the_run_ingested(
+    stack: Any, api: httpx.Client, fixtures_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    project = new_project(api, box(15.2, 47.3, 15.8, 47.6), "2021-07-01", "2021-07-31")
+    bucket = get_settings().archive_bucket
+    s3 = stack.client("s3")
+    bad = {
+        "S2A_33TWN_20210701_1_L2A": ("nested", "{}"),
+        "S2A_33TWN_20210701_2_L2A": (
+            "vertices",
+            {"type": "Polygon", "coordinates": [_ring_of(6_000, 15.5, 47.45, 0.1)]},
+        ),
+        "S2A_33TWN_20210701_3_L2A": (
+            "vertices",
+            {"type": "Polygon", "coordinates": [_ring_of(30_000, 15.5, 47.45, 0.1)]},
+        ),
+    }
+    records = []
+    for scene_id, (_, geometry) in bad.items():
+        key = stac.item_key("33TWN", "2021-07-01", scene_id)
+        body = json.dumps(_item(fixtures_dir, scene_id, "33TWN", "2021-07-01", geometry))
+        if geometry == "{}":
+            body = body.replace(
+                '"geometry": "{}"',
+                '"geometry": {"type": "Polygon", "coordinates": ' + "[" * 5000 + "]" * 5000 + "}",
+            )
+        s3.put_object(Bucket=bucket, Key=key, Body=body.encode())
+        records += s3_event(key)["Records"]
+    good = _item(fixtures_dir, "S2A_33TWN_20210701_4_L2A", "33TWN", "2021-07-01")
+    records += s3_event(put_item(stack, good))["Records"]
+    counts = ingest.handle_event({"Records": records})
+    assert counts == {"ingested": 1, "skipped": 3, "stale": 0, "matched": 1}
+    assert "nested too deeply" in caplog.text and "more than 2000" in caplog.text
+    for scene_id in bad:
+        with pytest.raises(DoesNotExist):
+            SceneModel.get(scene_id)
+    metas = api.get("/meta/list", params={"project_id": project, "date": "2021-07-01"}).json()["metas"]
+    assert [m["scene_id"] for m in metas] == [good["id"]]
+
+
+@pytest.mark.parametrize("bloat", ["footprint", "assets"])
+def test_a_700_kb_item_leaves_both_records_or_neither(
+    stack: Any, api: httpx.Client, fixtures_dir: Path, bloat: str
+) -> None:
+    project = new_project(api, box(15.2, 47.3, 15.8, 47.6), "2021-07-02", "2021-07-02")
+    scene_id = f"S2A_33TWN_20210702_{'5' if bloat == 'footprint' else '6'}_L2A"
+    item = _item(fixtures_dir, scene_id, "33TWN", "2021-07-02")
+    if bloat == "footprint":
+        item["geometry"] = {"type": "Polygon", "coordinates": [_ring_of(18_000, 15.5, 47.45, 0.3)]}
+    else:
+        href = "s3://" + "x" * 120
+        item["assets"].update({f"extra{i}": {"href": f"{href}/{i}.tif"} for i in range(5_000)})
+    body = json.dumps(item).encode()
+    assert 600_000 < len(body) < ingest.MAX_ITEM_BYTES
+    key = stac.item_key("33TWN", "2021-07-02", scene_id)
+    stack.client("s3").put_object(Bucket=get_settings().archive_bucket, Key=key, Body=body)
+    assert ingest.handle_event(s3_event(key))["skipped"] == 1
+    with pytest.raises(DoesNotExist):
+        SceneModel.get(scene_id)
+    assert list(MetaModel.query(project)) == []
+
+
+def sns_notification(bucket: str, key: str, size: int, sequencer: str) -> dict[str, Any]:
+    """An S3 ObjectCreated notification of another account's bucket, delivered to Lambda through SNS."""
+    from urllib.parse import quote_plus
+
+    s3_message = {
+        "Records": [
+            {
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "awsRegion": "us-west-2",
+                "eventTime": "2026-11-24T10:00:00.000Z",
+                "eventName": "ObjectCreated:Put",
+                "userIdentity": {"principalId": "AWS:AROAEXAMPLEPUBLISHER"},
+                "requestParameters": {"sourceIPAddress": "10.0.0.1"},
+                "responseElements": {
+                    "x-amz-request-id": "C3D13FE58DE4C810",
+                    "x-amz-id-2": "FMyUVURIY8/IgAtTv8xRjskZQpcIZ9KG4V5Wp6S7S/JRWeUWerMUE5JgHvANOjpD",
+                },
+                "s3": {
+                    "s3SchemaVersion": "1.0",
+                    "configurationId": "new-items",
+                    "bucket": {
+                        "name": bucket,
+                        "ownerIdentity": {"principalId": "A3NL1KOZZKExample"},
+                        "arn": f"arn:aws:s3:::{bucket}",
+                    },
+                    "object": {
+                        "key": quote_plus(key, safe="/"),
+                        "size": size,
+                        "eTag": "d41d8cd98f00b204e9800998ecf8427e",
+                        "sequencer": sequencer,
+                    },
+                },
+            }
+        ]
+    }
+    topic = "arn:aws:sns:us-west-2:210987654321:public-archive-object-created"
+    return {
+        "Records": [
+            {
+                "EventSource": "aws:sns",
+                "EventVersion": "1.0",
+                "EventSubscriptionArn": f"{topic}:2bcfbf39-05c3-41de-beaa-fcfcc21c8f55",
+                "Sns": {
+                    "Type": "Notification",
+                    "MessageId": "95df01b4-ee98-5cb9-9903-4c221d41eb5e",
+                    "TopicArn": topic,
+                    "Subject": "Amazon S3 Notification",
+                    "Message": json.dumps(s3_message),
+                    "Timestamp": "2026-11-24T10:00:00.100Z",
+                    "SignatureVersion": "1",
+                    "Signature": "EXAMPLEpH+..",
+                    "SigningCertUrl": "https://sns.us-west-2.amazonaws.com/SimpleNotificationService-0000000000000000000000.pem",
+                    "UnsubscribeUrl": f"https://sns.us-west-2.amazonaws.com/?Action=Unsubscribe&SubscriptionArn={topic}",
+                    "MessageAttributes": {},
+                },
+            }
+        ]
+    }
+
+
+def test_a_new_item_of_the_public_archive_announced_through_sns_is_ingested(
+    stack: Any, api: httpx.Client, fixtures_dir: Path
+) -> None:
+    external = get_settings().external_archive_bucket
+    assert external == "sentinel-cogs"  # the template's default, given to IngestFunction
+    s3 = stack.client("s3")
+    s3.create_bucket(Bucket=external)
+    s3.create_bucket(Bucket="someone-elses-bucket")
+    item = _item(fixtures_dir, "S2B_33TWN_20210813_0_L2A", "33TWN", "2021-08-13")
+    key = stac.parse_item(item).key
+    body = json.dumps(item).encode()
+    for bucket in (external, "someone-elses-bucket"):
+        s3.put_object(Bucket=bucket, Key=key, Body=body)
+    project = new_project(api, box(15.2, 47.3, 15.8, 47.6), "2021-08-13", "2021-08-13")
+
+    def deliver(bucket: str) -> dict[str, int]:
+        out = stack.client("lambda").invoke(
+            FunctionName=stack.function_for("IngestFunction"),
+            Payload=json.dumps(sns_notification(bucket, key, len(body), "0062E1F3A1B2C3D4E5")),
+        )
+        assert "FunctionError" not in out
+        return dict(json.loads(out["Payload"].read()))
+
+    assert deliver("someone-elses-bucket") == {"ingested": 0, "skipped": 1, "stale": 0, "matched": 0}
+    with pytest.raises(DoesNotExist):
+        SceneModel.get(item["id"])
+    assert deliver(external) == {"ingested": 1, "skipped": 0, "stale": 0, "matched": 1}
+    assert SceneModel.get(item["id"]).item_key == key
+    metas = api.get("/meta/list", params={"project_id": project, "date": "2021-08-13"}).json()["metas"]
+    assert [m["scene_id"] for m in metas] == [item["id"]]

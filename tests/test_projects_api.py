@@ -1,6 +1,8 @@
 """/project/new, /project/list and /project/info through the local stack's HTTP front."""
 
 import json
+import math
+import random
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -8,7 +10,9 @@ import httpx
 import pytest
 import shapely
 
-from sputnik.models import ProjectModel, ProjectTileModel
+from sputnik import geo, mgrs, models, projects
+from sputnik.errors import InvalidInput
+from sputnik.models import CounterModel, ProjectModel, ProjectTileModel
 from tests.conftest import new_user
 
 SQUARE = {
@@ -50,7 +54,13 @@ def test_project_records_its_mgrs_tiles(api: httpx.Client) -> None:
     # 15.0-15.4 E, 46.0-46.3 N lies in UTM zone 33, band T.
     assert "33TWM" in stored.tiles or "33TWL" in stored.tiles
     rows = {t: ProjectTileModel.get(t, project_id) for t in stored.tiles}
-    assert all(row.border == stored.border for row in rows.values())
+    border = shapely.from_wkt(stored.border)
+    for tile, row in rows.items():
+        # Each row keeps what a scene of its tile can meet: the border within the tile's reach.
+        reach = shapely.box(*mgrs.tile_lonlat_bounds(tile))
+        assert shapely.from_wkt(row.border).equals(border.intersection(reach))
+    assert any(shapely.from_wkt(row.border).equals(border) for row in rows.values())
+    assert any(not shapely.from_wkt(row.border).equals(border) for row in rows.values())
 
 
 @pytest.mark.parametrize(
@@ -84,7 +94,11 @@ def test_dates_are_optional(api: httpx.Client) -> None:
 
 BOW_TIE = {"type": "Polygon", "coordinates": [[[15, 46], [15.2, 46.2], [15.2, 46], [15, 46.2], [15, 46]]]}
 HUGE = {"type": "Polygon", "coordinates": [[[0, 0], [20, 0], [20, 20], [0, 20], [0, 0]]]}
-STRIP = {"type": "Polygon", "coordinates": [[[-179, 10], [179, 10], [179, 10.05], [-179, 10.05], [-179, 10]]]}
+_LONS = list(range(-179, 180, 10))
+STRIP = {
+    "type": "Polygon",
+    "coordinates": [[*([lon, 10] for lon in _LONS), *([lon, 10.05] for lon in reversed(_LONS)), [-179, 10]]],
+}
 
 
 @pytest.mark.parametrize(
@@ -194,3 +208,84 @@ def test_root_names_the_api_and_the_caller(
     body = api.get("/").json()
     assert (body["name"], body["login"]) == ("sputnik", user[0])
     assert anon.get("/").status_code == 401
+
+
+def _nested(depth: int) -> str:
+    """A Polygon whose coordinates are nested `depth` lists deep."""
+    return '{"type": "Polygon", "coordinates": ' + "[" * depth + "]" * depth + "}"
+
+
+@pytest.mark.parametrize("depth", [5, 900, 5_000, 100_000])
+def test_deeply_nested_borders_are_422(api: httpx.Client, depth: int) -> None:
+    as_text = api.post("/project/new", json=project_body(border=_nested(depth)))
+    assert as_text.status_code == 422, as_text.text
+    assert "border" in json.dumps(as_text.json()["detail"])
+    body = json.dumps(project_body()).removesuffix("}") + ', "border": ' + _nested(depth) + "}"
+    as_object = api.post("/project/new", content=body, headers={"content-type": "application/json"})
+    assert 400 <= as_object.status_code < 500, as_object.text
+    assert "detail" in as_object.json()
+    assert api.get("/project/list").json() == {"projects": []}
+
+
+def _detailed_ring(vertices: int, lon: float, lat: float, radius: float, seed: int = 1) -> list[list[float]]:
+    """A closed ring of full-precision vertices around a point, jittered so nothing compresses well."""
+    rng = random.Random(seed)
+    ring = []
+    for i in range(vertices - 1):
+        angle = 2 * math.pi * i / (vertices - 1)
+        r = radius * (1 + rng.random() * 0.002)
+        ring.append([lon + r * math.cos(angle), lat + r * math.sin(angle)])
+    return [*ring, ring[0]]
+
+
+@pytest.mark.parametrize(
+    "lon,lat",
+    [
+        (18.0, 46.0),  # where four tiles of two UTM zones meet: rows overlap
+        (179.8, -16.5),  # beside the antimeridian, where a tile's reach spans the globe
+    ],
+)
+def test_a_border_of_20000_full_precision_vertices_is_kept_exactly(
+    api: httpx.Client, lon: float, lat: float
+) -> None:
+    ring = _detailed_ring(20_000, lon, lat, 0.15)
+    polygon = {"type": "Polygon", "coordinates": [ring]}
+    r = api.post("/project/new", json=project_body(border=json.dumps(polygon)), timeout=120)
+    assert r.status_code == 200, r.text
+    project_id = r.json()["project_id"]
+    info = api.get("/project/info", params={"project_id": project_id}).json()
+    stored = shapely.from_wkt(info["border"])
+    assert stored.equals_exact(shapely.geometry.shape(polygon), 0)
+    assert shapely.get_num_coordinates(stored) == 20_000
+    project = ProjectModel.get(project_id)
+    assert len(project.tiles) >= 2
+    for tile in project.tiles:
+        row = shapely.from_wkt(ProjectTileModel.get(tile, project_id).border)
+        assert row.within(stored.buffer(1e-9))
+
+
+def test_a_border_over_20000_vertices_is_422(api: httpx.Client) -> None:
+    polygon = {"type": "Polygon", "coordinates": [_detailed_ring(20_001, 18.0, 46.0, 0.15)]}
+    r = api.post("/project/new", json=project_body(border=json.dumps(polygon)))
+    assert r.status_code == 422
+    assert "more than 20000 vertices" in r.json()["detail"]
+    assert api.get("/project/list").json() == {"projects": []}
+
+
+def test_a_border_too_large_for_one_transaction_is_422_and_takes_no_id(
+    stack: Any, user: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    polygon = {"type": "Polygon", "coordinates": [_detailed_ring(20_000, 18.0, 46.0, 0.15)]}
+    new = projects.validate("big", None, None, json.dumps(polygon))
+    before = CounterModel.get("project_id").value
+    # The stored rows hold about three copies of this border; allow two.
+    monkeypatch.setattr(projects, "TRANSACTION_BYTES", 2 * models.item_bytes(_project_model(new)))
+    with pytest.raises(InvalidInput, match="too detailed to store"):
+        projects.create_project(user[0], new)
+    assert CounterModel.get("project_id").value == before
+    assert projects.list_projects(user[0]) == []
+
+
+def _project_model(new: projects.NewProject) -> ProjectModel:
+    """The item a new project would be stored as."""
+    return ProjectModel(0, login="x", name=new.name, border=geo.to_wkt(new.border), created="x")

@@ -1,4 +1,9 @@
-"""Users and HTTP Basic authentication: argon2id hashes, lockout, a short verified-credential cache."""
+"""Users and HTTP Basic authentication: argon2id hashes, lockout, a short verified-credential cache.
+
+Lockout counts failures per login *and* source address: a guesser locks only their own address out
+of a login, never its owner at another address. The lock is checked on every request, also when the
+password was verified moments ago, so a lock wins over the credential cache.
+"""
 
 import contextlib
 import hashlib
@@ -83,17 +88,22 @@ def list_users() -> list[str]:
     )
 
 
-def _failure_record(login: str) -> UserModel | None:
-    """Return the failure record of a login, if it has one."""
+def _failure_key(login: str, source: str) -> str:
+    """Key of the failure record of a login from one source address."""
+    return f"{FAIL_PREFIX}{login}@{source}"
+
+
+def _failure_record(login: str, source: str) -> UserModel | None:
+    """Return the failure record of a login from a source address, if it has one."""
     try:
-        return UserModel.get(FAIL_PREFIX + login, consistent_read=True)
+        return UserModel.get(_failure_key(login, source), consistent_read=True)
     except DoesNotExist:
         return None
 
 
-def _record_failure(login: str, now: float) -> None:
-    """Count one failure atomically, locking the login once its window holds too many."""
-    record = UserModel(FAIL_PREFIX + login)
+def _record_failure(login: str, source: str, now: float) -> None:
+    """Count one failure atomically, locking the login for that source once its window holds too many."""
+    record = UserModel(_failure_key(login, source))
     # Failure records expire by themselves (DynamoDB TTL), so probing unknown logins leaves no litter.
     expires = datetime.fromtimestamp(now + FAILURE_WINDOW + LOCK_SECONDS, UTC)
     # ADD is atomic, so parallel guesses cannot undercount each other.
@@ -115,13 +125,21 @@ def _record_failure(login: str, now: float) -> None:
         record.update(actions=[UserModel.locked_until.set(now + LOCK_SECONDS)])
 
 
-def authenticate(login: str, password: str) -> str:
-    """Return the login if the password is right and the login not locked; raise Unauthorized otherwise."""
+def authenticate(login: str, password: str, source: str = "") -> str:
+    """Return the login if the password is right and the login not locked for this source address.
+
+    Raise Unauthorized otherwise. `source` is the client's address (API Gateway's sourceIp).
+    """
     key = _cache_key(login, password)
     now = time.time()
     with _cache_lock:
-        if _cache.get(key, 0) > now:
-            return login
+        cached = _cache.get(key, 0) > now
+    if cached:
+        # The password is known good, but a lock set since (by any function) still wins.
+        if _locked(_failure_record(login, source), now):
+            _record_failure(login, source, now)
+            raise Unauthorized("invalid credentials")
+        return login
     if not LOGIN_RE.match(login):
         _verify(_DUMMY_HASH, password)  # a malformed login cannot exist; still costs one verify
         raise Unauthorized("invalid credentials")
@@ -132,16 +150,20 @@ def authenticate(login: str, password: str) -> str:
         user = None
     # Known or not, locked or not: one argon2 verify and one failure write, so timing tells nothing.
     ok = _verify(user.password_hash if user and user.password_hash else _DUMMY_HASH, password)
-    failures = _failure_record(login)
-    locked = failures is not None and (failures.locked_until or 0) > now
-    if not ok or user is None or locked:
-        _record_failure(login, now)
+    failures = _failure_record(login, source)
+    if not ok or user is None or _locked(failures, now):
+        _record_failure(login, source, now)
         raise Unauthorized("invalid credentials")
     if failures is not None:
         failures.delete()  # a success forgives earlier failures, as users expect
     with _cache_lock:
         _cache[key] = now + CACHE_SECONDS
     return login
+
+
+def _locked(failures: UserModel | None, now: float) -> bool:
+    """Whether a failure record locks its login now."""
+    return failures is not None and (failures.locked_until or 0) > now
 
 
 def _verify(password_hash: str, password: str) -> bool:

@@ -98,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--stack", help="deployed CloudFormation stack to work on (default: environment/local)"
     )
+    parser.add_argument(
+        "--region",
+        help="AWS region of the stack (default: AWS_DEFAULT_REGION; the local stack's own region locally)",
+    )
     sub = parser.add_subparsers(dest="cmd", required=True)
 
     users = sub.add_parser("users", help="manage logins (works against AWS_ENDPOINT_URL too)")
@@ -134,18 +138,59 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line."""
     args = build_parser().parse_args(argv)
     endpoint = os.environ.get("AWS_ENDPOINT_URL", "")
-    if endpoint.startswith(("http://127.0.0.1", "http://localhost")):
+    local = endpoint.startswith(("http://127.0.0.1", "http://localhost"))
+    if local:
         # The local stack takes any credentials; spare users from inventing some.
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
-        os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    if args.stack:
-        use_stack(args.stack)
+    from sputnik.settings import get_settings
+
+    # The local stack lives in one region whatever the shell's AWS_DEFAULT_REGION says.
+    region = args.region or (get_settings().region if local else None)
+    if region:
+        os.environ["AWS_DEFAULT_REGION"] = os.environ["AWS_REGION"] = region
     try:
+        from sputnik.models import bind_tables
+
+        bind_tables()
+        if args.stack:
+            use_stack(args.stack)
         return int(args.func(args))
     except SputnikError as exc:
         print(f"sputnik: {exc}", file=sys.stderr)
-        return 1
+    except Exception as exc:
+        message = _aws_problem(exc, args)
+        if message is None:
+            raise
+        print(f"sputnik: {message}", file=sys.stderr)
+    return 1
+
+
+def _aws_problem(exc: Exception, args: argparse.Namespace) -> str | None:
+    """One line that says what to set, for the AWS errors a wrong region or missing setup causes."""
+    from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
+    from pynamodb.exceptions import PynamoDBException
+
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "(none)"
+    where = f"region {region}" + (
+        f" at {os.environ['AWS_ENDPOINT_URL']}" if "AWS_ENDPOINT_URL" in os.environ else ""
+    )
+    code = ""
+    if isinstance(exc, PynamoDBException):
+        code = exc.cause_response_code or ""
+    elif isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code"))
+    if code == "ResourceNotFoundException" or "TableDoesNotExist" in type(exc).__name__:
+        return (
+            f"the stack's tables are not in {where}: set AWS_DEFAULT_REGION or --region to the stack's region"
+        )
+    if code == "ValidationError" and args.stack:
+        return f"no stack {args.stack!r} in {where}: set AWS_DEFAULT_REGION or --region to the stack's region"
+    if isinstance(exc, NoRegionError):
+        return "no AWS region: set AWS_DEFAULT_REGION or --region to the stack's region"
+    if isinstance(exc, NoCredentialsError):
+        return "no AWS credentials: configure them (aws configure) or set AWS_PROFILE"
+    return None
 
 
 if __name__ == "__main__":

@@ -2,22 +2,37 @@
 
 import json
 import logging
+import random
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
 import boto3
-from pynamodb.exceptions import DeleteError, DoesNotExist, PutError
+from pynamodb.connection import Connection
+from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
+from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
 
 from sputnik import geo, stac
 from sputnik.errors import InvalidItem
-from sputnik.models import MetaModel, ProjectModel, ProjectTileModel, SceneModel
+from sputnik.models import (
+    ITEM_BYTES,
+    TRANSACTION_BYTES,
+    MetaModel,
+    ProjectModel,
+    ProjectTileModel,
+    SceneModel,
+    item_bytes,
+)
 from sputnik.settings import get_settings
 
 log = logging.getLogger(__name__)
 
 MAX_ITEM_BYTES = 2 * 1024 * 1024  # real items are ~20-60 KB; anything huge is not an item
+TRANSACTION_ITEMS = 100  # DynamoDB's limit on one TransactWriteItems
+CONFLICT_ATTEMPTS = 4  # a transaction that meets a concurrent one on the same record is tried again
 
 
 @dataclass(frozen=True)
@@ -64,14 +79,20 @@ def object_events(event: dict[str, Any]) -> Iterator[ObjectEvent]:
             yield ObjectEvent(bucket, unquote_plus(key), order_key(record))
 
 
+def archive_buckets() -> frozenset[str]:
+    """The buckets whose items are ingested: the stack's own and the external archive it follows."""
+    settings = get_settings()
+    return frozenset(b for b in (settings.archive_bucket, settings.external_archive_bucket) if b)
+
+
 def handle_event(event: dict[str, Any], s3_client: Any = None) -> dict[str, int]:
     """Ingest every STAC item an event announces; bad objects are logged and skipped, never retried."""
-    settings = get_settings()
     s3 = s3_client or boto3.client("s3")
+    buckets = archive_buckets()
     counts = {"ingested": 0, "skipped": 0, "stale": 0, "matched": 0}
     for created in object_events(event):
-        if created.bucket != settings.archive_bucket:
-            log.warning("object in bucket %s is not in the archive bucket; skipped", created.bucket)
+        if created.bucket not in buckets:
+            log.warning("object in bucket %s is not in an archive bucket; skipped", created.bucket)
             counts["skipped"] += 1
             continue
         if not stac.is_item_key(created.key):
@@ -79,13 +100,13 @@ def handle_event(event: dict[str, Any], s3_client: Any = None) -> dict[str, int]
             counts["skipped"] += 1
             continue
         try:
-            scene = stac.parse_item(read_object(s3, created.bucket, created.key))
+            scene = read_scene(s3, created)
+            matched = ingest_scene(scene, created.key, created.order)
         except InvalidItem as exc:
             # A bad item never becomes good by retrying: log it and let the batch go on.
             log.error("bad STAC item %s: %s", created.key, exc)
             counts["skipped"] += 1
             continue
-        matched = ingest_scene(scene, created.key, created.order)
         if matched is None:
             counts["stale"] += 1
         else:
@@ -93,6 +114,26 @@ def handle_event(event: dict[str, Any], s3_client: Any = None) -> dict[str, int]
             counts["matched"] += matched
     log.info("ingest done: %s", counts)
     return counts
+
+
+def read_scene(s3: Any, created: ObjectEvent) -> stac.Scene:
+    """Read and parse the item an event names, refusing one that is not the scene its key names."""
+    data = read_object(s3, created.bucket, created.key)
+    try:
+        scene = stac.parse_item(data)
+    except InvalidItem:
+        raise
+    except Exception as exc:
+        # Parsing is pure: whatever else it raises, the same bytes raise it again on every retry.
+        log.exception("parsing %s failed", created.key)
+        raise InvalidItem(f"cannot parse the item: {type(exc).__name__}") from exc
+    named = stac.item_key_scene(created.key)
+    if named != (scene.tile, scene.scene_id):
+        # Its records are keyed by id: an item in another scene's folder would replace that scene.
+        raise InvalidItem(
+            f"item {scene.scene_id} of tile {scene.tile} is not the scene its key names {named}"
+        )
+    return scene
 
 
 def read_object(s3: Any, bucket: str, key: str) -> bytes:
@@ -109,10 +150,11 @@ def read_object(s3: Any, bucket: str, key: str) -> bytes:
 def ingest_scene(scene: stac.Scene, item_key: str, order: str) -> int | None:
     """Match a scene to projects and catalogue it; return the matches, or None for a stale event.
 
-    Meta records are written before the scene record, which is the commit point: if anything fails
-    in between, the invocation fails whole and its redelivery redoes every (idempotent) write.
-    DynamoDB calls: GetItem, Query, one PutItem per matching project, one PutItem for the scene.
-    (One TransactWriteItems would do it in three calls, but costs twice the write capacity.)
+    The scene record and its meta records are written together in one transaction, so a meta
+    record never exists without its scene, whatever fails; a record too large for DynamoDB makes
+    the item invalid before anything is written. Beyond 99 matching projects the writes take
+    several transactions, the scene record in the last (the commit point: a failure in between
+    is retried whole). DynamoDB calls: GetItem, Query, TransactWriteItems.
     A newer version of a scene that no longer meets a project (or moved date) removes the meta
     record the older version left there.
     """
@@ -125,16 +167,82 @@ def ingest_scene(scene: stac.Scene, item_key: str, order: str) -> int | None:
         previous = scene_from_record(current)
     except DoesNotExist:
         pass
-    candidates = ProjectTileModel.query(scene.tile)  # one Query: the projects that touch this tile
+    writes: list[Write] = []
     matched = 0
-    for row in candidates:
+    for row in ProjectTileModel.query(scene.tile):  # one Query: the projects that touch this tile
         now = _matches(row, scene)
         if now:
-            write_meta(int(row.project_id), scene, order)
+            meta = meta_record(int(row.project_id), scene, order)
+            writes.append(Write(meta, _not_newer(meta, order)))
             matched += 1
         if previous is not None and _matches(row, previous) and (not now or previous.date != scene.date):
-            remove_meta(int(row.project_id), previous, order)
-    record = SceneModel(
+            gone = MetaModel(int(row.project_id), f"{previous.date}#{previous.scene_id}")
+            writes.append(
+                Write(gone, MetaModel.project_id.does_not_exist() | (MetaModel.sequencer < order), True)
+            )
+    record = scene_record(scene, item_key, order)
+    writes.append(Write(record, _not_newer(record, order)))
+    for write in writes:
+        if not write.delete and item_bytes(write.model) > ITEM_BYTES:
+            raise InvalidItem(f"{scene.scene_id}: its records would pass DynamoDB's 400 KB item limit")
+    if not commit(writes):
+        log.info("a newer event for %s won the race; this one is ignored", scene.scene_id)
+        return None
+    if not matched:
+        log.info("scene %s (%s) matches no project", scene.scene_id, scene.tile)
+    return matched
+
+
+@dataclass(frozen=True)
+class Write:
+    """One conditional put (or delete) of a transaction."""
+
+    model: Model
+    condition: Any
+    delete: bool = False
+
+
+def commit(writes: list[Write]) -> bool:
+    """Write in as few transactions as DynamoDB allows, in order; False if a newer record is stored."""
+    batch: list[Write] = []
+    size = 0
+    for write in writes:
+        bytes_ = item_bytes(write.model)
+        if batch and (len(batch) == TRANSACTION_ITEMS or size + bytes_ > TRANSACTION_BYTES):
+            if not _transact(batch):
+                return False
+            batch, size = [], 0
+        batch.append(write)
+        size += bytes_
+    return _transact(batch)
+
+
+def _transact(writes: list[Write]) -> bool:
+    """Run one transaction; False if a condition failed, retried when it met a concurrent one."""
+    for attempt in range(CONFLICT_ATTEMPTS):
+        try:
+            with TransactWrite(
+                connection=Connection(region=SceneModel.Meta.region, host=SceneModel.Meta.host)
+            ) as tx:
+                for write in writes:
+                    if write.delete:
+                        tx.delete(write.model, condition=write.condition)
+                    else:
+                        tx.save(write.model, condition=write.condition)
+            return True
+        except TransactWriteError as exc:
+            codes = {reason.code for reason in exc.cancellation_reasons if reason is not None}
+            if "ConditionalCheckFailed" in codes:
+                return False
+            if "TransactionConflict" not in codes or attempt == CONFLICT_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1) * random.random())  # noqa: S311 - jitter, not secrecy
+    raise AssertionError("unreachable")
+
+
+def scene_record(scene: stac.Scene, item_key: str, order: str) -> SceneModel:
+    """The catalogue record of a scene."""
+    return SceneModel(
         scene.scene_id,
         tile=scene.tile,
         date=scene.date,
@@ -149,16 +257,6 @@ def ingest_scene(scene: stac.Scene, item_key: str, order: str) -> int | None:
         item_key=item_key,
         sequencer=order,
     )
-    try:
-        record.save(condition=_not_newer(record, order))
-    except PutError as exc:
-        if not _condition_failed(exc):
-            raise
-        log.info("a newer event for %s won the race; this one is ignored", scene.scene_id)
-        return None
-    if not matched:
-        log.info("scene %s (%s) matches no project", scene.scene_id, scene.tile)
-    return matched
 
 
 def _matches(row: ProjectTileModel | ProjectModel, scene: stac.Scene) -> bool:
@@ -206,17 +304,7 @@ def write_meta(project_id: int, scene: stac.Scene, order: str) -> None:
             raise
 
 
-def remove_meta(project_id: int, scene: stac.Scene, order: str) -> None:
-    """Delete a project's meta record of an older version of a scene, unless a newer one replaced it."""
-    record = MetaModel(project_id, f"{scene.date}#{scene.scene_id}")
-    try:
-        record.delete(condition=MetaModel.sequencer < order)
-    except DeleteError as exc:
-        if not _condition_failed(exc):
-            raise
-
-
-def _condition_failed(exc: PutError | DeleteError) -> bool:
+def _condition_failed(exc: PutError) -> bool:
     """Whether a write failed only because its condition did (a newer record is stored)."""
     return exc.cause_response_code == "ConditionalCheckFailedException"
 

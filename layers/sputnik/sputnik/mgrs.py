@@ -92,6 +92,28 @@ def tile_utm_bounds(tile: str) -> tuple[int, tuple[float, float, float, float]]:
     return epsg, (float(minx), float(maxy - TILE_M), float(minx + TILE_M), float(maxy))
 
 
+# A scene's footprint stays within its tile; this much more covers footprints drawn straight in lon/lat.
+REACH_MARGIN_M = 5_000.0
+
+
+@functools.cache
+def _utm_to_lonlat(epsg: int) -> Transformer:
+    """Cached UTM (north or south) -> lon/lat transformer."""
+    return Transformer.from_crs(epsg, 4326, always_xy=True)
+
+
+def tile_lonlat_bounds(tile: str) -> tuple[float, float, float, float]:
+    """Lon/lat bounds that hold every footprint of a tile's scenes (its square plus a margin).
+
+    A tile that straddles the antimeridian gets bounds spanning the globe.
+    """
+    epsg, (minx, miny, maxx, maxy) = tile_utm_bounds(tile)
+    m = REACH_MARGIN_M
+    outline = box(minx - m, miny - m, maxx + m, maxy + m).segmentize(5_000)
+    west, south, east, north = _project(outline, _utm_to_lonlat(epsg)).bounds
+    return float(west), float(south), float(east), float(north)
+
+
 # ---------------------------------------------------------------------------------------------
 # Border -> tiles
 # ---------------------------------------------------------------------------------------------

@@ -1,19 +1,55 @@
 """DynamoDB tables as PynamoDB models; template.yaml declares them, `bind_tables` names them."""
 
+import json
 import os
+import zlib
 from typing import Any
 
 from pynamodb.attributes import (
+    Attribute,
     ListAttribute,
     MapAttribute,
     NumberAttribute,
     TTLAttribute,
     UnicodeAttribute,
 )
+from pynamodb.constants import BINARY
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
 from sputnik.settings import Settings, get_settings
+
+ITEM_BYTES = 400 * 1024  # DynamoDB's limit on one item
+TRANSACTION_BYTES = 4 * 1024 * 1024  # and on one TransactWriteItems
+
+
+class CompressedTextAttribute(Attribute[str]):
+    """Text kept zlib-compressed, so a detailed border (20,000 vertices of WKT) fits in an item."""
+
+    attr_type = BINARY
+
+    def serialize(self, value: str) -> bytes:
+        """Compress the text."""
+        return zlib.compress(value.encode(), 6)
+
+    def deserialize(self, value: bytes) -> str:
+        """Decompress the text."""
+        return zlib.decompress(value).decode()
+
+
+def item_bytes(model: Model) -> int:
+    """A model's size as DynamoDB counts it against its limits (names plus values; a slight overcount)."""
+    size = 0
+    for name, typed in model.serialize(null_check=False).items():
+        ((kind, value),) = typed.items()
+        size += len(name.encode())
+        if kind == "S":
+            size += len(value.encode())
+        elif kind == "B":
+            size += len(value)
+        else:
+            size += len(json.dumps(value))
+    return size
 
 
 class UserModel(Model):
@@ -63,7 +99,7 @@ class ProjectModel(Model):
     name = UnicodeAttribute()
     start_date = UnicodeAttribute(null=True)
     end_date = UnicodeAttribute(null=True)
-    border = UnicodeAttribute()
+    border = CompressedTextAttribute()  # WKT
     tiles = ListAttribute(of=UnicodeAttribute, default=list)
     created = UnicodeAttribute()
     by_login = ProjectsByLogin()
@@ -78,7 +114,7 @@ class ProjectTileModel(Model):
     tile = UnicodeAttribute(hash_key=True)
     project_id = NumberAttribute(range_key=True)
     login = UnicodeAttribute()
-    border = UnicodeAttribute()
+    border = CompressedTextAttribute()  # WKT of the project's border within reach of this tile
     start_date = UnicodeAttribute(null=True)
     end_date = UnicodeAttribute(null=True)
 

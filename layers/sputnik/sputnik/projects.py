@@ -2,6 +2,7 @@
 
 import json
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -14,13 +15,15 @@ from pynamodb.transactions import TransactWrite
 from sputnik import geo, mgrs
 from sputnik.errors import InvalidInput, NotFound
 from sputnik.ids import next_id
-from sputnik.models import ProjectModel, ProjectTileModel
+from sputnik.models import ITEM_BYTES, TRANSACTION_BYTES, ProjectModel, ProjectTileModel, item_bytes
 from sputnik.settings import get_settings
 
 MAX_NAME = 200
 # One TransactWriteItems holds at most 100 items: the project and up to 99 tile rows.
 MAX_TILES = 99
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# Project ids are DynamoDB numbers from a counter: anything outside this range cannot exist.
+MAX_PROJECT_ID = 2**53
+_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,7 @@ def parse_date(value: str | None, field: str) -> str | None:
     """Return a `YYYY-MM-DD` date unchanged, None for none, or raise InvalidInput."""
     if value is None or value == "":
         return None
-    if not isinstance(value, str) or not _DATE_RE.match(value):
+    if not isinstance(value, str) or not _DATE_RE.fullmatch(value):
         raise InvalidInput(f"{field} must be a date as YYYY-MM-DD")
     try:
         date.fromisoformat(value)
@@ -54,6 +57,8 @@ def validate(name: str, start_date: str | None, end_date: str | None, border: An
         raise InvalidInput("name must not be empty")
     if len(name) > MAX_NAME:
         raise InvalidInput(f"name must be at most {MAX_NAME} characters")
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in name):
+        raise InvalidInput("name must be printable text (no control characters)")
     start, end = parse_date(start_date, "start_date"), parse_date(end_date, "end_date")
     if start and end and start > end:
         raise InvalidInput("start_date is after end_date")
@@ -65,35 +70,71 @@ def validate(name: str, start_date: str | None, end_date: str | None, border: An
 
 
 def create_project(login: str, new: NewProject) -> ProjectModel:
-    """Store a validated project and its tile index rows atomically; return it."""
+    """Store a validated project and its tile index rows atomically; return it.
+
+    Each tile row carries only the part of the border a scene of that tile can meet, so a detailed
+    border is stored about once in all, and ingest still tests a scene against one row.
+    """
+    border = geo.to_wkt(new.border)
     project = ProjectModel(
-        next_id("project_id"),
+        0,
         login=login,
         name=new.name,
         start_date=new.start_date,
         end_date=new.end_date,
-        border=geo.to_wkt(new.border),
+        border=border,
         tiles=sorted(new.tiles),
         created=datetime.now(UTC).isoformat(timespec="seconds"),
     )
+    rows = [
+        ProjectTileModel(
+            tile,
+            0,
+            login=login,
+            border=geo.to_wkt(geo.clip(new.border, mgrs.tile_lonlat_bounds(tile))),
+            start_date=new.start_date,
+            end_date=new.end_date,
+        )
+        for tile in sorted(new.tiles)
+    ]
+    _check_fits([project, *rows])
+    project.project_id = next_id("project_id")
+    for row in rows:
+        row.project_id = project.project_id
     # All or nothing: a project never exists without its tile rows, nor rows without it.
     with TransactWrite(
         connection=Connection(region=ProjectModel.Meta.region, host=ProjectModel.Meta.host)
     ) as tx:
         tx.save(project, condition=ProjectModel.project_id.does_not_exist())
-        for tile in sorted(new.tiles):
-            tx.save(
-                ProjectTileModel(
-                    tile,
-                    project.project_id,
-                    login=login,
-                    border=project.border,
-                    start_date=new.start_date,
-                    end_date=new.end_date,
-                )
-            )
-    request_backfill(int(project.project_id))
+        for row in rows:
+            tx.save(row)
+    try:
+        request_backfill(int(project.project_id))
+    except Exception:
+        # The caller is told it failed, so no project may stay behind to be created twice.
+        delete_project(project)
+        raise
     return project
+
+
+def _check_fits(items: list[ProjectModel | ProjectTileModel]) -> None:
+    """Refuse, before anything is written, a project too large for DynamoDB's item or transaction limits."""
+    sizes = [item_bytes(item) + 16 for item in items]  # + room for the id the counter will give
+    if max(sizes) > ITEM_BYTES or sum(sizes) > TRANSACTION_BYTES:
+        raise InvalidInput(
+            f"border is too detailed to store ({sum(sizes):,} bytes): simplify it, "
+            f"e.g. to fewer than {geo.MAX_VERTICES:,} vertices"
+        )
+
+
+def delete_project(project: ProjectModel) -> None:
+    """Remove a project and its tile rows in one transaction."""
+    with TransactWrite(
+        connection=Connection(region=ProjectModel.Meta.region, host=ProjectModel.Meta.host)
+    ) as tx:
+        tx.delete(project)
+        for tile in project.tiles:
+            tx.delete(ProjectTileModel(tile, project.project_id))
 
 
 def request_backfill(project_id: int) -> None:
@@ -111,10 +152,12 @@ def request_backfill(project_id: int) -> None:
 
 def get_project(login: str, project_id: int) -> ProjectModel:
     """Return the caller's project; another user's project is NotFound, exactly like a missing one."""
-    try:
-        project = ProjectModel.get(project_id)
-    except DoesNotExist:
-        project = None
+    project: ProjectModel | None = None
+    if 0 < project_id < MAX_PROJECT_ID:
+        try:
+            project = ProjectModel.get(project_id)
+        except DoesNotExist:
+            project = None
     if project is None or project.login != login:
         raise NotFound(f"project {project_id} not found")
     return project

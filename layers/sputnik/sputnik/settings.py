@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     meta_table: str = "sputnik-MetaTable"
     products_table: str = "sputnik-ProductsTable"
     archive_bucket: str = "sputnik-archivebucket"
+    # A public archive in another account whose new items are ingested too (template: ExternalArchiveBucket).
+    external_archive_bucket: str = ""
     products_bucket: str = "sputnik-productsbucket"
     ingest_function: str = "sputnik-IngestFunction"
     region: str = "us-east-1"

@@ -11,15 +11,19 @@ from datetime import UTC, date, datetime
 from types import MappingProxyType
 from typing import Any
 
+import numpy as np
 import shapely
 from shapely.errors import ShapelyError
 from shapely.geometry import MultiPolygon, Polygon, shape
 from shapely.geometry.base import BaseGeometry
 
+from sputnik import geo
 from sputnik.errors import InvalidInput, InvalidItem
 from sputnik.mgrs import normalize_tile
 
 ARCHIVE_PREFIX = "sentinel-s2-l2a-cogs"
+# Real footprints have 5-30 vertices; a cap keeps a scene's records far below DynamoDB's item limit.
+MAX_FOOTPRINT_VERTICES = 2_000
 
 # v1 asset names -> the v0 names (band ids) that the first sputnik and the archive's files use.
 V1_TO_V0 = {
@@ -131,6 +135,8 @@ def _load(data: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
             item = json.loads(data)
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidItem(f"STAC item is not valid JSON: {exc}") from exc
+        except RecursionError as exc:
+            raise InvalidItem("STAC item is nested too deeply") from exc
     else:
         item = data
     if not isinstance(item, Mapping):
@@ -150,20 +156,43 @@ def _footprint(geometry: object, scene_id: str) -> Polygon | MultiPolygon:
     """The item's geometry as a valid, non-empty lon/lat (Multi)Polygon."""
     if not isinstance(geometry, Mapping):
         raise InvalidItem(f"{scene_id}: STAC item has no geometry")
+    if geometry.get("type") not in ("Polygon", "MultiPolygon"):
+        raise InvalidItem(
+            f"{scene_id}: geometry must be a GeoJSON Polygon or MultiPolygon, got {geometry.get('type')!r}"
+        )
     try:
         geom = shape(geometry)
-    except (ValueError, TypeError, AttributeError, KeyError, IndexError, ShapelyError) as exc:
-        raise InvalidItem(f"{scene_id}: geometry is not valid GeoJSON: {exc}") from exc
+    except (
+        ValueError,
+        TypeError,
+        AttributeError,
+        KeyError,
+        IndexError,
+        OverflowError,
+        RecursionError,
+        ShapelyError,
+    ) as exc:
+        raise InvalidItem(f"{scene_id}: geometry is not valid GeoJSON: {str(exc)[:200]}") from exc
     if geom.is_empty:
         raise InvalidItem(f"{scene_id}: geometry is empty")
     if not isinstance(geom, Polygon | MultiPolygon):
         raise InvalidItem(f"{scene_id}: geometry must be a Polygon or MultiPolygon, got {geom.geom_type}")
+    vertices = shapely.get_num_coordinates(geom)
+    if vertices > MAX_FOOTPRINT_VERTICES:
+        raise InvalidItem(f"{scene_id}: geometry has {vertices} vertices, more than {MAX_FOOTPRINT_VERTICES}")
     coords = shapely.get_coordinates(geom)
-    if not math.isfinite(float(coords.sum())):
+    if not np.isfinite(coords).all():
         raise InvalidItem(f"{scene_id}: geometry has non-finite coordinates")
     minx, miny, maxx, maxy = geom.bounds
     if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
         raise InvalidItem(f"{scene_id}: geometry is not in lon/lat (bounds {geom.bounds})")
+    try:
+        # A ring that crosses the antimeridian would otherwise span the globe the other way round.
+        geom = geo.split_antimeridian(geom)
+    except (ValueError, ShapelyError) as exc:
+        raise InvalidItem(
+            f"{scene_id}: geometry crosses the antimeridian and cannot be split: {exc}"
+        ) from exc
     if not geom.is_valid:
         # Keep only areas: make_valid may return a collection with stray lines or points.
         fixed = shapely.make_valid(geom)
@@ -299,6 +328,15 @@ def scene_key(scene: Scene | tuple[str, str | date, str]) -> str:
         return item_key(scene.tile, scene.date, scene.scene_id)
     tile, day, scene_id = scene
     return item_key(tile, day, scene_id)
+
+
+def item_key_scene(key: str) -> tuple[str, str] | None:
+    """The (tile, scene id) an archive item key names by its folders, or None if it is not one."""
+    found = _ITEM_KEY_RE.match(key)
+    if found is None:
+        return None
+    zone, band, square, _, _, scene_id = found.groups()
+    return f"{int(zone):02d}{band}{square}", scene_id
 
 
 def is_item_key(key: str) -> bool:

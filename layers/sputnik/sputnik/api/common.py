@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from sputnik import auth
 from sputnik.errors import Forbidden, InvalidInput, NotFound, SputnikError, Unauthorized
+from sputnik.transient import is_transient
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +27,16 @@ STATUS: dict[type[SputnikError], int] = {
 UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Basic realm="sputnik", charset="UTF-8"'}
 
 
-async def caller(credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)]) -> str:
+async def caller(
+    request: Request, credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)]
+) -> str:
     """Return the authenticated login, or answer 401 with a Basic challenge."""
     if credentials is None:
         raise Unauthorized("authentication required")
+    # Lockout is per login and address: API Gateway's sourceIp, which Mangum hands on as the client.
+    source = request.client.host if request.client else ""
     # argon2 is CPU-bound: keep it off the event loop.
-    return await run_in_threadpool(auth.authenticate, credentials.username, credentials.password)
+    return await run_in_threadpool(auth.authenticate, credentials.username, credentials.password, source)
 
 
 Caller = Annotated[str, Depends(caller)]
@@ -83,6 +88,12 @@ async def _sputnik_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     """Log an unexpected error whole, answer 500 without leaking paths or traces."""
+    if is_transient(exc):
+        # Throttling that outlasted the SDK's retries: nothing was half-done, the client may retry.
+        log.warning("AWS is busy on %s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse(
+            {"detail": "busy: try again shortly"}, status_code=503, headers={"Retry-After": "1"}
+        )
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return JSONResponse({"detail": "internal error"}, status_code=500)
 

@@ -3,13 +3,13 @@
 import logging
 import sys
 
-from bench import ingest_bench, load_bench
+from bench import ingest_bench, load_bench, tasks_bench
 
 
 def main() -> int:
     """Run the benchmarks named on the command line (default: all)."""
     logging.disable(logging.INFO)
-    wanted = set(sys.argv[1:]) or {"ingest", "tiles", "load"}
+    wanted = set(sys.argv[1:]) or {"ingest", "tiles", "tasks", "load"}
     if "ingest" in wanted:
         ingest_bench.main()
     if "tiles" in wanted:
@@ -19,6 +19,8 @@ def main() -> int:
             print("tiles benchmark not available")
         else:
             tiles_bench.main()
+    if "tasks" in wanted:
+        tasks_bench.main()
     if "load" in wanted:
         load_bench.main()
     return 0

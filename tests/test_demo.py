@@ -24,3 +24,27 @@ def test_demo_data_is_served_as_the_readme_shows(stack: Any, front: Any) -> None
         assert demo.get("/rgb/list", params={"project_id": real}).json() == {
             "product_ids": ["S2A_29RKH_20200219_0_L2A-rgb"]
         }
+
+
+def test_demo_runs_both_tasks_as_the_readme_shows(stack: Any, front: Any) -> None:
+    # After the demo data above (same file, so same stack): the README's tasks session.
+    from tests.test_tasks_api import finished
+
+    with httpx.Client(base_url=front.url, auth=(DEMO_LOGIN, DEMO_PASSWORD), timeout=60) as demo:
+        first = demo.get("/project/list").json()["projects"][0]["project_id"]
+        hidden = "S2B_33TWL_20210725_0_L2A"
+        assert "2021-07-25" not in demo.get("/meta/dates", params={"project_id": first}).json()["dates"]
+        body = {"task": "s2_load_meta", "title": "archive pull", "project_id": first}
+        meta = finished(demo, first, demo.post("/task/run", json=body).json()["event_id"])
+        assert (meta["result"], meta["summary"]["new"]) == ("SUCCESS", 1)
+        metas = demo.get("/meta/list", params={"project_id": first, "date": "2021-07-25"}).json()["metas"]
+        assert [m["scene_id"] for m in metas] == [hidden]
+        body = {
+            "task": "s2_load_data",
+            "title": "July RGB",
+            "project_id": first,
+            "params": {"date": "2021-07-25"},
+        }
+        data = finished(demo, first, demo.post("/task/run", json=body).json()["event_id"])
+        assert data["result"] == "SUCCESS"
+        assert f"{hidden}-rgb" in demo.get("/rgb/list", params={"project_id": first}).json()["product_ids"]

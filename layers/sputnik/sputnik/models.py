@@ -7,6 +7,7 @@ from typing import Any
 
 from pynamodb.attributes import (
     Attribute,
+    JSONAttribute,
     ListAttribute,
     MapAttribute,
     NumberAttribute,
@@ -186,6 +187,37 @@ class ProductModel(Model):
     key = UnicodeAttribute()
 
 
+class ScriptAttribute(MapAttribute[str, Any]):
+    """One script (stage) of a proc: its position, name, status and result."""
+
+    iscript = NumberAttribute()
+    name = UnicodeAttribute()
+    status = UnicodeAttribute()
+    result = UnicodeAttribute(null=True)
+
+
+class ProcModel(Model):
+    """One run of a task for a project: its request, its scripts and how it ended."""
+
+    class Meta:
+        table_name = "sputnik-procs"
+
+    project_id = NumberAttribute(hash_key=True)
+    event_id = NumberAttribute(range_key=True)
+    proc_id = NumberAttribute()
+    task_id = NumberAttribute()
+    login = UnicodeAttribute()
+    task = UnicodeAttribute()
+    title = UnicodeAttribute()
+    params = JSONAttribute(null=True)
+    ctime = UnicodeAttribute()
+    status = UnicodeAttribute()
+    result = UnicodeAttribute(null=True)
+    message = UnicodeAttribute(null=True)
+    summary = JSONAttribute(null=True)
+    scripts = ListAttribute(of=ScriptAttribute, default=list)
+
+
 TABLES: dict[type[Model], str] = {
     UserModel: "users_table",
     CounterModel: "counters_table",
@@ -194,6 +226,7 @@ TABLES: dict[type[Model], str] = {
     SceneModel: "scenes_table",
     MetaModel: "meta_table",
     ProductModel: "products_table",
+    ProcModel: "procs_table",
 }
 
 

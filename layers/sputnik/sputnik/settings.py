@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     external_archive_bucket: str = ""
     products_bucket: str = "sputnik-productsbucket"
     ingest_function: str = "sputnik-IngestFunction"
+    procs_table: str = "sputnik-ProcsTable"
+    task_bucket: str = "sputnik-taskbucket"
+    s2_load_meta_machine: str = "arn:aws:states:us-east-1:123456789012:stateMachine:sputnik-S2LoadMetaMachine"
+    s2_load_data_machine: str = "arn:aws:states:us-east-1:123456789012:stateMachine:sputnik-S2LoadDataMachine"
     region: str = "us-east-1"
 
 

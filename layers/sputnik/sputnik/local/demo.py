@@ -1,13 +1,19 @@
 """Demo data for `make run`: generated scenes and the real one, ingested through S3 notifications."""
 
 import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sputnik.local.stack import LocalStack
 from sputnik.settings import get_settings
 
 DEMO_TILES = ["33TWL", "33TXL"]
 DEMO_DATES = ["2021-06-05", "2021-06-20", "2021-07-10"]
+# A scene put in the archive without an event: only s2_load_meta finds it.
+UNANNOUNCED = ("33TWL", "2021-07-25")
 # A real Sentinel-2 L2A scene (contains modified Copernicus Sentinel data 2020), kept in the repository.
 REAL_SCENE = Path("tests/fixtures/sentinel-cogs/sentinel-s2-l2a-cogs/29/R/KH/2020/2/S2A_29RKH_20200219_0_L2A")
 
@@ -54,19 +60,45 @@ def load_projects(login: str) -> list[int]:
     ]
 
 
-def load_rgb_product(stack: LocalStack, project_id: int, scene_id: str) -> str:
-    """Copy a catalogued scene's TCI.tif into the project as its RGB product `{scene_id}-rgb`."""
-    from sputnik.ingest import scene_from_record
-    from sputnik.models import ProductModel, SceneModel
+@contextmanager
+def archive_without_events(stack: LocalStack) -> Iterator[Any]:
+    """An S3 client while the archive's notifications are off: what is written then is never announced."""
+    s3 = stack.client("s3")
+    bucket = get_settings().archive_bucket
+    saved = s3.get_bucket_notification_configuration(Bucket=bucket)
+    saved.pop("ResponseMetadata", None)
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={})
+    try:
+        yield s3
+    finally:
+        s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=saved)
 
-    settings = get_settings()
-    scene = SceneModel.get(scene_id)
-    key = f"projects/{project_id}/rgb/{scene_id}-rgb.tif"
-    tci = scene_from_record(scene).asset_href("visual").removeprefix(f"s3://{settings.archive_bucket}/")
-    stack.client("s3").copy_object(
-        Bucket=settings.products_bucket, Key=key, CopySource={"Bucket": settings.archive_bucket, "Key": tci}
+
+def load_unannounced_scene(stack: LocalStack, size: int = 256) -> str:
+    """Put a scene in the archive that no event announces, for s2_load_meta to find; its id."""
+    from sputnik.archive import write_scene
+
+    tile, day = UNANNOUNCED
+    with archive_without_events(stack) as s3:
+        key = write_scene(s3, get_settings().archive_bucket, tile, day, size=size)
+    return key.rsplit("/", 1)[-1].removesuffix(".json")
+
+
+def load_rgb_product(stack: LocalStack, project_id: int, scene_id: str) -> str:
+    """Make a scene's RGB product `{scene_id}-rgb` by running s2_load_data, and wait for it."""
+    from sputnik.models import ProjectModel
+    from sputnik.tasks import procs, runner
+
+    login = ProjectModel.get(project_id).login
+    event_id = runner.run_task(
+        login, "s2_load_data", "demo RGB product", project_id, {"scene_ids": [scene_id]}
     )
-    ProductModel(
-        project_id, f"{scene_id}-rgb", kind="rgb", scene_id=scene_id, date=scene.date, key=key
-    ).save()
-    return f"{scene_id}-rgb"
+    ref = procs.ProcRef(project_id, event_id)
+    for _ in range(1200):  # the local stack runs it in a few seconds; a bound, not a deadline
+        proc = procs.get_proc(ref)
+        if proc.status == procs.DONE:
+            if proc.result != procs.SUCCESS:
+                raise RuntimeError(f"s2_load_data ended {proc.result}: {proc.message or proc.summary}")
+            return f"{scene_id}-rgb"
+        time.sleep(0.1)
+    raise RuntimeError(f"s2_load_data for {scene_id} did not finish")

@@ -30,6 +30,9 @@ def load_demo(stack: LocalStack) -> list[str]:
         loaded.append(
             f"RGB product {demo.load_rgb_product(stack, ids[1], demo.REAL_SCENE.name)} in project {ids[1]}"
         )
+    loaded.append(
+        f"{demo.load_unannounced_scene(stack)} unannounced: s2_load_meta on project {ids[0]} finds it"
+    )
     return loaded
 
 

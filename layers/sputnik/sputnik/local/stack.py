@@ -26,6 +26,13 @@ from moto.dynamodb.responses import DynamoHandler
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from moto.s3 import notifications as s3_notifications
 from moto.server import ThreadedMotoServer
+from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.itemprocessor import (
+    distributed_item_processor_worker as map_worker,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_map.result_writer.resource_eval import (
+    resource_eval_s3,
+)
+from moto.stepfunctions.parser.asl.eval.program_state import ProgramError
 from werkzeug.serving import make_server
 
 from sputnik.local.template import Route, Template
@@ -224,6 +231,85 @@ def serialize_moto_dynamodb() -> None:
     DynamoHandler.call_action = serialized  # type: ignore[method-assign]
 
 
+_EXPECTED_EVAL_JOB = ["self", "env", "job"]
+_EXPECTED_PUT_OBJECT = ["env", "resource_runtime_part", "state_credentials"]
+_outcomes_lock = threading.Lock()
+
+
+def _recording_eval_job(original: Callable[..., None]) -> Callable[..., None]:
+    """Wrap moto's Map worker so that each item's outcome (input, output or error) is kept on its map run."""
+
+    def eval_job(self: Any, env: Any, job: Any) -> None:
+        original(self, env, job)
+        outcome: dict[str, Any] = {"Index": job.job_index, "Input": json.dumps(job.job_input)}
+        state = env.program_state()
+        if isinstance(state, ProgramError) or job.job_output is None:
+            details = (state.error if isinstance(state, ProgramError) else None) or {}
+            outcome |= {
+                "Status": "FAILED",
+                "Error": details.get("error") or "States.Timeout",
+                "Cause": details.get("cause") or "",
+            }
+        else:
+            outcome |= {"Status": "SUCCEEDED", "Output": json.dumps(job.job_output)}
+        record = self._map_run_record
+        with _outcomes_lock:
+            record.__dict__.setdefault("_sputnik_outcomes", []).append(outcome)
+
+    eval_job._sputnik = True  # type: ignore[attr-defined]
+    return eval_job
+
+
+def _write_results(env: Any, resource_runtime_part: Any, state_credentials: Any) -> None:
+    """ResultWriter as AWS has it: SUCCEEDED_0.json and FAILED_0.json beside a manifest that lists them."""
+    parameters = env.stack.pop()
+    env.stack.pop()  # the items' outputs: the outcomes recorded by the worker say more
+    s3 = resource_eval_s3.ResourceEvalS3._get_s3_client(resource_runtime_part, state_credentials)
+    record = env.map_run_record_pool_manager.get_all().pop()
+    prefix = str(parameters.get("Prefix") or "")
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    base = f"{prefix}{record.map_run_arn.split(':')[-1]}/"
+    outcomes = sorted(record.__dict__.get("_sputnik_outcomes", []), key=lambda o: o["Index"])
+    files: dict[str, list[dict[str, Any]]] = {"FAILED": [], "PENDING": [], "SUCCEEDED": []}
+    for status in ("SUCCEEDED", "FAILED"):
+        runs = [{k: v for k, v in o.items() if k != "Index"} for o in outcomes if o["Status"] == status]
+        if runs:
+            body = json.dumps(runs).encode()
+            key = f"{base}{status}_0.json"
+            s3.put_object(Bucket=parameters["Bucket"], Key=key, Body=body)
+            files[status].append({"Key": key, "Size": len(body)})
+    manifest = {
+        "DestinationBucket": parameters["Bucket"],
+        "MapRunArn": record.map_run_arn,
+        "ResultFiles": files,
+    }
+    s3.put_object(Bucket=parameters["Bucket"], Key=f"{base}manifest.json", Body=json.dumps(manifest).encode())
+    env.stack.append(
+        {
+            "MapRunArn": record.map_run_arn,
+            "ResultWriterDetails": {"Bucket": parameters["Bucket"], "Key": f"{base}manifest.json"},
+        }
+    )
+
+
+def patch_moto_map_results() -> None:
+    """Make moto's distributed Map ResultWriter write the result files AWS writes (moto 5.2.5 writes none)."""
+    worker = map_worker.DistributedItemProcessorWorker
+    writer = resource_eval_s3.ResourceEvalS3
+    if getattr(worker._eval_job, "_sputnik", False):
+        return
+    found = (
+        list(inspect.signature(worker._eval_job).parameters),
+        list(inspect.signature(writer._handle_put_object).parameters),
+    )
+    if found != (_EXPECTED_EVAL_JOB, _EXPECTED_PUT_OBJECT):
+        # Private moto APIs: fail loudly rather than let Map results silently go missing.
+        raise RuntimeError(f"moto's distributed Map internals changed ({found}); update sputnik.local.stack")
+    worker._eval_job = _recording_eval_job(worker._eval_job)  # type: ignore[method-assign]
+    writer._handle_put_object = staticmethod(_write_results)  # type: ignore[method-assign]
+
+
 def cache_moto_service_list() -> None:
     """List moto's services once: its server lists and stats its package folder on every request."""
     modules = tuple(moto_backends.list_of_moto_modules())
@@ -322,6 +408,7 @@ class LocalStack:
         patch_moto_s3_events()
         serialize_moto_dynamodb()
         stamp_log_records()
+        patch_moto_map_results()
         cache_moto_service_list()
         # Step Functions only executes ASL when asked. Lambda keeps moto's default "Docker" mode so
         # that its invocations reach LambdaFunction.invoke, which patch_moto_lambda replaced.

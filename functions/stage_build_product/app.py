@@ -1,0 +1,6 @@
+"""Stage function: s2_load_data, stage 2: build one scene's RGB product."""
+
+from sputnik.tasks import build_product
+from sputnik.tasks.stage import stage_handler
+
+handler = stage_handler(build_product.run)

@@ -1,0 +1,6 @@
+"""Stage function: every stage's Catch: end the proc FATAL."""
+
+from sputnik.tasks import record_failure
+from sputnik.tasks.stage import stage_handler
+
+handler = stage_handler(record_failure.run)

@@ -1,0 +1,6 @@
+"""Stage function: s2_load_meta, stage 2: scan one tile-month of the archive."""
+
+from sputnik.tasks import scan_month
+from sputnik.tasks.stage import stage_handler
+
+handler = stage_handler(scan_month.run)

@@ -1,0 +1,6 @@
+"""Stage function: last stage of every task: summarise the items and end the proc."""
+
+from sputnik.tasks import summarise
+from sputnik.tasks.stage import stage_handler
+
+handler = stage_handler(summarise.run)

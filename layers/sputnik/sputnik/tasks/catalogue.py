@@ -1,0 +1,98 @@
+"""The task catalogue: each task's name, description, parameters, state machine and scripts."""
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+
+from sputnik.errors import InvalidInput
+from sputnik.settings import Settings
+
+MAX_SCENE_IDS = 500
+SceneId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")]
+
+
+class NoParams(BaseModel):
+    """Parameters of a task that takes none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoadDataParams(BaseModel):
+    """Parameters of s2_load_data: some scenes by id, the scenes of one date, or (neither) every scene."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    scene_ids: list[SceneId] | None = Field(default=None, min_length=1, max_length=MAX_SCENE_IDS)
+    date: dt.date | None = None
+
+    @model_validator(mode="after")
+    def _one_selector(self) -> "LoadDataParams":
+        """At most one way of choosing scenes."""
+        if self.scene_ids is not None and self.date is not None:
+            raise ValueError("give scene_ids or date, not both")
+        return self
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task: what /task/list shows, how /task/run checks its params, and what runs it."""
+
+    name: str
+    descr: str
+    params: type[BaseModel]
+    machine_setting: str  # the Settings field holding its state machine's ARN
+    machine: str  # the state machine's logical id in template.yaml
+    scripts: tuple[str, ...]
+
+    def machine_arn(self, settings: Settings) -> str:
+        """ARN of the task's state machine in this environment."""
+        return str(getattr(settings, self.machine_setting))
+
+    def check_params(self, params: Any) -> dict[str, Any]:
+        """Validate params against the task's schema; the normalised params, or InvalidInput saying which."""
+        if params is None:
+            params = {}
+        if not isinstance(params, dict):
+            raise InvalidInput(f"params of {self.name} must be a JSON object")
+        try:
+            parsed = self.params.model_validate(params)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "params"
+            raise InvalidInput(f"params of {self.name}: {where}: {first['msg']}") from exc
+        return parsed.model_dump(mode="json", exclude_none=True)
+
+
+TASKS: dict[str, Task] = {
+    task.name: task
+    for task in (
+        Task(
+            name="s2_load_meta",
+            descr="Load Sentinel-2 metadata: list the archive month by month over the project's tiles "
+            "and dates, and catalogue the scenes that cover the project",
+            params=NoParams,
+            machine_setting="s2_load_meta_machine",
+            machine="S2LoadMetaMachine",
+            scripts=("plan_months", "scan_months", "summarise"),
+        ),
+        Task(
+            name="s2_load_data",
+            descr="Load Sentinel-2 band data: make the RGB product of scenes of the project "
+            '(params: {"scene_ids": [...]}, {"date": "YYYY-MM-DD"}, or none for every scene)',
+            params=LoadDataParams,
+            machine_setting="s2_load_data_machine",
+            machine="S2LoadDataMachine",
+            scripts=("resolve_scenes", "build_products", "summarise"),
+        ),
+    )
+}
+
+
+def get_task(name: str) -> Task:
+    """The task of that name, or InvalidInput listing the known ones."""
+    task = TASKS.get(name)
+    if task is None:
+        raise InvalidInput(f"unknown task {name!r}; tasks are {', '.join(sorted(TASKS))}")
+    return task

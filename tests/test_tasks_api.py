@@ -1,0 +1,302 @@
+"""/task/list, /task/run and /proc/list through the local HTTP front, with the tasks run by Step Functions."""
+
+import json
+import time
+from typing import Any
+
+import httpx
+import pytest
+from pyproj import Transformer
+from shapely.geometry import box, mapping
+
+from sputnik import archive, mgrs, stac
+from sputnik.local.demo import archive_without_events
+from sputnik.local.stack import LocalStack
+from sputnik.settings import get_settings
+from sputnik.tasks.catalogue import TASKS
+from tests.conftest import new_user
+
+DATES = ["2021-06-05", "2021-06-20", "2021-07-10"]
+
+
+def tile_border(tile: str, half: float = 0.03) -> dict[str, Any]:
+    """A small lon/lat square at the middle of a tile: it touches that tile only."""
+    epsg, (x0, y0, x1, y1) = mgrs.tile_utm_bounds(tile)
+    lon, lat = Transformer.from_crs(epsg, 4326, always_xy=True).transform((x0 + x1) / 2, (y0 + y1) / 2)
+    return dict(mapping(box(lon - half, lat - half, lon + half, lat + half)))
+
+
+def unannounced_scenes(stack: LocalStack, tile: str, dates: list[str]) -> dict[str, stac.Scene]:
+    """Generated scenes written to the archive without events; by scene id."""
+    bucket = get_settings().archive_bucket
+    with archive_without_events(stack) as s3:
+        keys = [archive.write_scene(s3, bucket, tile, day, size=256) for day in dates]
+    return {
+        scene.scene_id: scene
+        for scene in (stac.parse_item(s3.get_object(Bucket=bucket, Key=k)["Body"].read()) for k in keys)
+    }
+
+
+def new_project(
+    api: httpx.Client, tile: str, start: str | None = "2021-06-01", end: str | None = "2021-07-31"
+) -> int:
+    """A project over the middle of a tile; its id."""
+    body = {"name": f"tasks {tile}", "border": json.dumps(tile_border(tile))}
+    if start:
+        body["start_date"] = start
+    if end:
+        body["end_date"] = end
+    answer = api.post("/project/new", json=body)
+    assert answer.status_code == 200, answer.text
+    return int(answer.json()["project_id"])
+
+
+def run(api: httpx.Client, task: str, project_id: int, params: Any = None) -> int:
+    """Start a task; its event id."""
+    body: dict[str, Any] = {"task": task, "title": f"{task} test", "project_id": project_id}
+    if params is not None:
+        body["params"] = params
+    answer = api.post("/task/run", json=body)
+    assert answer.status_code == 200, answer.text
+    return int(answer.json()["event_id"])
+
+
+def finished(api: httpx.Client, project_id: int, event_id: int) -> dict[str, Any]:
+    """The proc of an event once it is DONE (a bound on polling, not a timed assertion)."""
+    for _ in range(600):
+        procs = api.get("/proc/list", params={"project_id": project_id}).json()["procs"]
+        proc = next(p for p in procs if p["event_id"] == event_id)
+        if proc["status"] == "DONE":
+            return dict(proc)
+        time.sleep(0.1)
+    raise AssertionError(f"proc {event_id} did not finish: {proc}")
+
+
+def executions(stack: LocalStack, task: str) -> list[dict[str, Any]]:
+    """Executions of a task's state machine."""
+    arn = TASKS[task].machine_arn(get_settings())
+    return list(stack.client("stepfunctions").list_executions(stateMachineArn=arn)["executions"])
+
+
+# ---------------------------------------------------------------------------------------------- routes
+
+
+def test_task_list_is_the_catalogue(api: httpx.Client) -> None:
+    tasks = api.get("/task/list").json()["tasks"]
+    assert [t["name"] for t in tasks] == ["s2_load_meta", "s2_load_data"]
+    assert all(t["descr"] for t in tasks)
+
+
+def test_task_routes_need_credentials(anon: httpx.Client) -> None:
+    assert anon.get("/task/list").status_code == 401
+    assert (
+        anon.post("/task/run", json={"task": "s2_load_meta", "title": "t", "project_id": 1}).status_code
+        == 401
+    )
+    assert anon.get("/proc/list", params={"project_id": 1}).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"task": "s2_load_everything", "title": "t"}, "unknown task"),
+        ({"task": "s2_load_meta", "title": ""}, "title"),
+        ({"task": "s2_load_meta", "title": "   "}, "title"),
+        ({"task": "s2_load_meta", "title": "x" * 201}, "title"),
+        ({"task": "s2_load_meta", "title": "t", "params": {"scene_ids": ["a"]}}, "scene_ids"),
+        ({"task": "s2_load_meta", "title": "t", "params": [1, 2]}, "JSON object"),
+        ({"task": "s2_load_data", "title": "t", "params": {"scenes": ["a"]}}, "scenes"),
+        ({"task": "s2_load_data", "title": "t", "params": {"scene_ids": []}}, "scene_ids"),
+        ({"task": "s2_load_data", "title": "t", "params": {"scene_ids": ["../etc"]}}, "scene_ids"),
+        ({"task": "s2_load_data", "title": "t", "params": {"scene_ids": "S2A_x"}}, "scene_ids"),
+        ({"task": "s2_load_data", "title": "t", "params": {"date": "2021-02-30"}}, "date"),
+        (
+            {"task": "s2_load_data", "title": "t", "params": {"date": "2021-06-05", "scene_ids": ["a"]}},
+            "not both",
+        ),
+        ({"task": "s2_load_data", "title": "t", "params": "everything"}, "JSON object"),
+    ],
+)
+def test_bad_run_is_422_and_creates_nothing(
+    stack: LocalStack, api: httpx.Client, body: dict[str, Any], says: str
+) -> None:
+    project_id = new_project(api, "34TDQ")
+    before = {task: len(executions(stack, task)) for task in TASKS}
+    answer = api.post("/task/run", json={**body, "project_id": project_id})
+    assert answer.status_code == 422
+    assert says in answer.json()["detail"]
+    assert api.get("/proc/list", params={"project_id": project_id}).json() == {"procs": []}
+    assert {task: len(executions(stack, task)) for task in TASKS} == before
+
+
+def test_malformed_run_body_is_422(api: httpx.Client) -> None:
+    assert api.post("/task/run", json={"task": "s2_load_meta"}).status_code == 422
+    assert (
+        api.post("/task/run", json={"task": "s2_load_meta", "title": "t", "project_id": "one"}).status_code
+        == 422
+    )
+    assert (
+        api.post("/task/run", content=b"{not json", headers={"content-type": "application/json"}).status_code
+        == 422
+    )
+
+
+def test_another_users_or_an_unknown_project_is_404_and_creates_nothing(
+    stack: LocalStack, api: httpx.Client, front: Any
+) -> None:
+    project_id = new_project(api, "34TDQ")
+    before = {task: len(executions(stack, task)) for task in TASKS}
+    with httpx.Client(base_url=front.url, auth=new_user("other"), timeout=60) as other:
+        theirs = other.post(
+            "/task/run", json={"task": "s2_load_meta", "title": "t", "project_id": project_id}
+        )
+        unknown = other.post(
+            "/task/run", json={"task": "s2_load_meta", "title": "t", "project_id": 99_999_999}
+        )
+        listed = other.get("/proc/list", params={"project_id": project_id})
+    assert theirs.status_code == unknown.status_code == listed.status_code == 404
+    assert theirs.json() == {"detail": f"project {project_id} not found"}
+    assert api.get("/proc/list", params={"project_id": project_id}).json() == {"procs": []}
+    assert {task: len(executions(stack, task)) for task in TASKS} == before
+
+
+def test_proc_list_needs_a_project_id(api: httpx.Client) -> None:
+    assert api.get("/proc/list").status_code == 422
+    assert api.get("/proc/list", params={"project_id": "x"}).status_code == 422
+    assert api.get("/proc/list", params={"project_id": 99_999_999}).status_code == 404
+
+
+def test_proc_list_is_the_last_30_newest_first_in_one_query(
+    stack: LocalStack, api: httpx.Client, user: tuple[str, str], dynamo_calls: Any
+) -> None:
+    from sputnik.tasks import procs
+
+    project_id = new_project(api, "34TDQ")
+    made = [procs.create_proc(user[0], project_id, TASKS["s2_load_meta"], f"run {i}", {}) for i in range(32)]
+    before = dynamo_calls.count("Query")
+    listed = api.get("/proc/list", params={"project_id": project_id}).json()["procs"]
+    assert dynamo_calls.count("Query") - before == 1
+    assert [p["event_id"] for p in listed] == sorted((int(p.event_id) for p in made), reverse=True)[:30]
+    waiting = listed[0]
+    assert waiting["status"] == "WAIT" and waiting["result"] is None
+    assert [(s["iscript"], s["name"], s["status"]) for s in waiting["scripts"]] == [
+        (0, "plan_months", "NEXT"),
+        (1, "scan_months", "WAIT"),
+        (2, "summarise", "WAIT"),
+    ]
+    assert all(s["proc_id"] == waiting["proc_id"] for s in waiting["scripts"])
+
+
+# ---------------------------------------------------------------------------------------------- s2_load_meta
+
+
+def test_s2_load_meta_brings_in_what_no_event_announced(stack: LocalStack, api: httpx.Client) -> None:
+    tile = "35TLK"
+    project_id = new_project(api, tile)
+    scenes = unannounced_scenes(stack, tile, ["2021-05-30", *DATES, "2021-08-02"])
+    assert api.get("/meta/dates", params={"project_id": project_id}).json() == {"dates": []}
+
+    proc = finished(api, project_id, run(api, "s2_load_meta", project_id))
+
+    assert (proc["status"], proc["result"], proc["message"]) == ("DONE", "SUCCESS", None)
+    assert [(s["status"], s["result"]) for s in proc["scripts"]] == [("DONE", "SUCCESS")] * 3
+    in_range = {sid: s for sid, s in scenes.items() if "2021-06-01" <= s.date <= "2021-07-31"}
+    outline = box(*tile_border_bounds(tile))
+    matching = {sid for sid, s in in_range.items() if s.footprint.intersects(outline)}
+    summary = proc["summary"]
+    # Two tile-months (June, July), one LIST each; the May and August scenes are outside the plan.
+    assert summary["items"] == summary["succeeded"] == summary["list_calls"] == 2
+    assert summary["found"] == summary["new"] == summary["items_read"] == len(in_range)
+    assert summary["matched"] == len(matching)
+    dates = api.get("/meta/dates", params={"project_id": project_id}).json()["dates"]
+    assert dates == sorted({in_range[sid].date for sid in matching})
+
+    again = finished(api, project_id, run(api, "s2_load_meta", project_id))
+    assert again["result"] == "SUCCESS"
+    assert (again["summary"]["found"], again["summary"]["new"], again["summary"]["items_read"]) == (
+        len(in_range),
+        0,
+        0,
+    )
+    assert api.get("/meta/dates", params={"project_id": project_id}).json()["dates"] == dates
+
+
+def tile_border_bounds(tile: str) -> tuple[float, float, float, float]:
+    """Bounds of tile_border(tile)."""
+    ring = tile_border(tile)["coordinates"][0]
+    lons, lats = [p[0] for p in ring], [p[1] for p in ring]
+    return min(lons), min(lats), max(lons), max(lats)
+
+
+def test_a_failing_stage_ends_the_proc_fatal_with_one_line(
+    stack: LocalStack, api: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sputnik.tasks import plan_months
+    from sputnik.tasks.failures import StageError
+
+    project_id = new_project(api, "34TDQ")
+
+    def broken(*args: Any) -> list[str]:
+        raise StageError(
+            "cannot plan: /var/task/sputnik/secret.json is gone\nTraceback (most recent call last):"
+        )
+
+    monkeypatch.setattr(plan_months, "month_prefixes", broken)
+    proc = finished(api, project_id, run(api, "s2_load_meta", project_id))
+    assert (proc["status"], proc["result"]) == ("DONE", "FATAL")
+    assert proc["message"] == "plan_months: cannot plan: <path> is gone"
+    assert [(s["status"], s["result"]) for s in proc["scripts"]] == [
+        ("DONE", "FATAL"),
+        ("WAIT", None),
+        ("WAIT", None),
+    ]
+
+    def crashing(*args: Any) -> list[str]:
+        raise KeyError("/home/builder/internal")
+
+    monkeypatch.setattr(plan_months, "month_prefixes", crashing)
+    proc = finished(api, project_id, run(api, "s2_load_meta", project_id))
+    assert proc["result"] == "FATAL"
+    assert proc["message"] == "plan_months failed: internal error (KeyError)"
+    statuses = {e["name"]: e["status"] for e in executions(stack, "s2_load_meta")}
+    assert statuses[f"event-{proc['event_id']}"] == "FAILED"
+
+
+def test_a_transient_lambda_error_is_absorbed_by_retry(
+    stack: LocalStack, api: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.awslambda.models import LambdaFunction
+    from moto.core.exceptions import JsonRESTError
+
+    project_id = new_project(api, "34TDQ")
+    dispatch = LambdaFunction.invoke
+    calls: list[str] = []
+
+    def throttled_once(self: Any, body: str, request_headers: Any, response_headers: Any) -> Any:
+        calls.append(self.function_name)
+        if self.function_name.endswith("PlanMonthsFunction") and calls.count(self.function_name) == 1:
+            error = JsonRESTError("TooManyRequestsException", "Rate exceeded")
+            error.code = 429
+            raise error
+        return dispatch(self, body, request_headers, response_headers)
+
+    monkeypatch.setattr(LambdaFunction, "invoke", throttled_once)
+    proc = finished(api, project_id, run(api, "s2_load_meta", project_id))
+    assert (proc["result"], proc["message"]) == ("SUCCESS", None)
+    assert sum(name.endswith("PlanMonthsFunction") for name in calls) == 2
+
+
+def test_a_duplicate_start_runs_one_execution(
+    stack: LocalStack, api: httpx.Client, user: tuple[str, str]
+) -> None:
+    from sputnik.tasks import procs, runner
+
+    project_id = new_project(api, "34TDQ")
+    proc = procs.create_proc(user[0], project_id, TASKS["s2_load_meta"], "twice", {})
+    first = runner.start_execution(proc)
+    second = runner.start_execution(proc)
+    finished(api, project_id, int(proc.event_id))
+    third = runner.start_execution(proc)  # after it finished, too
+    assert first == second == third
+    named = [e for e in executions(stack, "s2_load_meta") if e["name"] == f"event-{proc.event_id}"]
+    assert len(named) == 1

@@ -1,0 +1,112 @@
+"""The state machines: every ASL file linted for the rules of processing, and wired as the catalogue says."""
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sputnik.local.template import Template
+from sputnik.settings import Settings
+from sputnik.tasks.catalogue import TASKS
+from tests.conftest import REPO, TEMPLATE
+
+ASL_FILES = sorted((REPO / "infra" / "statemachines").glob("*.asl.json"))
+TRANSIENT = {"Lambda.ServiceException", "Lambda.TooManyRequestsException", "Lambda.SdkClientException"}
+
+
+def states(definition: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every state of a definition, those inside Map and Parallel states included, with its path."""
+    for name, state in definition.get("States", {}).items():
+        yield f"{path}{name}", state
+        if "ItemProcessor" in state:
+            yield from states(state["ItemProcessor"], f"{path}{name}/")
+        for i, branch in enumerate(state.get("Branches", [])):
+            yield from states(branch, f"{path}{name}[{i}]/")
+
+
+def load(path: Path) -> dict[str, Any]:
+    """An ASL file."""
+    return dict(json.loads(path.read_text()))
+
+
+def test_there_is_a_state_machine_per_task() -> None:
+    assert {p.name for p in ASL_FILES} == {f"{name}.asl.json" for name in TASKS}
+
+
+@pytest.mark.parametrize("path", ASL_FILES, ids=lambda p: p.name)
+def test_every_task_state_has_a_timeout_a_retry_with_jittered_backoff_and_a_catch(path: Path) -> None:
+    tasks = [(name, s) for name, s in states(load(path)) if s["Type"] == "Task"]
+    assert tasks
+    for name, state in tasks:
+        assert isinstance(state.get("TimeoutSeconds"), int) and 0 < state["TimeoutSeconds"] <= 900, name
+        retries = state.get("Retry") or []
+        transient = [r for r in retries if set(r["ErrorEquals"]) >= TRANSIENT]
+        assert transient, f"{name} does not retry transient Lambda errors"
+        for retry in transient:
+            assert retry["BackoffRate"] > 1 and retry["IntervalSeconds"] >= 1, name
+            assert retry["JitterStrategy"] == "FULL" and retry["MaxAttempts"] >= 2, name
+            assert "States.ALL" not in retry["ErrorEquals"], f"{name} retries errors that are not transient"
+        catches = state.get("Catch") or []
+        assert any("States.ALL" in c["ErrorEquals"] for c in catches), f"{name} has no Catch for every error"
+
+
+@pytest.mark.parametrize("path", ASL_FILES, ids=lambda p: p.name)
+def test_item_lists_travel_in_s3_manifests_never_in_the_payload(path: Path) -> None:
+    maps = [(name, s) for name, s in states(load(path)) if s["Type"] == "Map"]
+    assert maps
+    for name, state in maps:
+        assert "ItemsPath" not in state and "Items" not in state, name
+        reader = state["ItemReader"]
+        assert reader["Resource"] == "arn:aws:states:::s3:getObject", name
+        assert reader["ReaderConfig"]["InputType"] == "JSON", name
+        assert state["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED", name
+        assert state["ResultWriter"]["Resource"] == "arn:aws:states:::s3:putObject", name
+        # The count form only: moto rejects ToleratedFailurePercentage.
+        assert isinstance(state["ToleratedFailureCount"], int), name
+        assert "ToleratedFailurePercentage" not in state, name
+        assert any("States.ALL" in c["ErrorEquals"] for c in state.get("Catch") or []), name
+    for name, state in states(load(path)):
+        # Only the keys of the proc and small manifests' locations pass between states.
+        assert "ItemsPath" not in state, name
+
+
+@pytest.mark.parametrize("path", ASL_FILES, ids=lambda p: p.name)
+def test_every_failure_is_recorded_before_the_execution_fails(path: Path) -> None:
+    definition = load(path)
+    top = definition["States"]
+    for name, state in top.items():
+        for catch in state.get("Catch") or []:
+            assert catch["Next"] in ("RecordFailure", "Failed"), name
+    assert top["RecordFailure"]["Next"] == "Failed" and top["Failed"]["Type"] == "Fail"
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_the_template_wires_each_tasks_machine(name: str) -> None:
+    task = TASKS[name]
+    template = Template.load(TEMPLATE)
+    machine = template.resources[task.machine]
+    assert machine["Type"] == "AWS::Serverless::StateMachine"
+    props = machine["Properties"]
+    text = (REPO / props["DefinitionUri"]).read_text()
+    assert Path(props["DefinitionUri"]).name == f"{name}.asl.json"
+    assert set(re.findall(r"\$\{(\w+)\}", text)) == set(props["DefinitionSubstitutions"])
+    # What the tasks function is told is the machine the local stack made (and Settings defaults to).
+    env = template.function_environment("TasksFunction")
+    arn = env[f"SPUTNIK_{task.machine_setting.upper()}"]
+    assert arn == template.arn(task.machine) == task.machine_arn(Settings.model_construct())
+    # Each stage function of the machine may touch only what it needs: no function gets a wildcard.
+    for logical in props["DefinitionSubstitutions"]:
+        if logical.endswith("Function"):
+            policies = json.dumps(template.resources[logical]["Properties"].get("Policies", []))
+            assert '"Resource": "*"' not in policies, logical
+
+
+def test_the_scripts_of_each_task_are_its_stages_in_order() -> None:
+    for name, task in TASKS.items():
+        definition = load(REPO / "infra" / "statemachines" / f"{name}.asl.json")
+        top = [s for s in definition["States"] if s not in ("RecordFailure", "Failed")]
+        assert len(top) == len(task.scripts), name
+        assert top[-1] == "Summarise" and task.scripts[-1] == "summarise"

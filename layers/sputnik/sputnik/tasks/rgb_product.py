@@ -38,9 +38,9 @@ from rasterio.windows import Window
 from shapely.geometry import box, mapping, shape
 from shapely.geometry.base import BaseGeometry
 
-from sputnik.cog import configure_gdal, gdal_env
 from sputnik.errors import SputnikError
 from sputnik.geo import from_wkt
+from sputnik.tiles.gdal import configure_gdal, gdal_env
 
 # A whole Sentinel-2 tile at 10 m: the largest window a real TCI can give.
 MAX_PIXELS = 10980 * 10980
@@ -63,7 +63,7 @@ CREATION_OPTIONS = {
     "NUM_THREADS": "ALL_CPUS",
 }
 # Decode the source's blocks on every core; the block cache is a bound on memory (bytes, see
-# sputnik.cog on GDAL_CACHEMAX through rasterio.Env).
+# sputnik.tiles.gdal on GDAL_CACHEMAX through rasterio.Env).
 PRODUCT_GDAL_OPTIONS = {"GDAL_NUM_THREADS": "ALL_CPUS", "GDAL_CACHEMAX": 256 * 1024 * 1024}
 
 

@@ -3,13 +3,13 @@
 import logging
 import sys
 
-from bench import ingest_bench, product_bench, tasks_bench
+from bench import ingest_bench, load_bench, product_bench, tasks_bench
 
 
 def main() -> int:
     """Run the benchmarks named on the command line (default: all)."""
     logging.disable(logging.INFO)
-    wanted = set(sys.argv[1:]) or {"ingest", "tiles", "tasks", "product", "build"}
+    wanted = set(sys.argv[1:]) or {"ingest", "tiles", "tasks", "load", "product", "build"}
     if "ingest" in wanted:
         ingest_bench.main()
     if "tiles" in wanted:
@@ -21,6 +21,8 @@ def main() -> int:
             tiles_bench.main()
     if "tasks" in wanted:
         tasks_bench.main()
+    if "load" in wanted:
+        load_bench.main()
     if "product" in wanted:
         product_bench.main()
     if "build" in wanted:

@@ -39,11 +39,19 @@ def load_demo(stack: LocalStack) -> list[str]:
 
 def serve(template: Path, port: int = 8000, aws_port: int = 5000) -> None:
     """Start the stack and the HTTP front, print how to use them, and wait for Ctrl-C."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Each line names the function whose invocation logged it, or "local" (sputnik.local.stack stamps them).
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        logging.Formatter(
+            "%(asctime)s %(levelname)s [%(function_name)s] %(name)s: %(message)s",
+            defaults={"function_name": "-"},
+        )
+    )
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     for noisy in ("werkzeug", "botocore", "boto3", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     stack = LocalStack(template, aws_port=aws_port).start()
-    front = Front(stack, port=port).start()
+    front = Front(stack, port=port, access_log=True).start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

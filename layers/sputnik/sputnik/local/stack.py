@@ -1,6 +1,7 @@
 """Stand template.yaml up in a moto server and run its Lambda functions' Python handlers in-process."""
 
 import asyncio
+import contextvars
 import importlib.util
 import inspect
 import io
@@ -21,6 +22,7 @@ from typing import Any
 import boto3
 from moto import backends as moto_backends
 from moto.awslambda.models import LambdaFunction
+from moto.dynamodb.responses import DynamoHandler
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from moto.s3 import notifications as s3_notifications
 from moto.server import ThreadedMotoServer
@@ -73,6 +75,9 @@ class LocalFunction:
     name: str
     code_dir: Path
     handler_spec: str
+    # The template's Timeout and MemorySize (Lambda's defaults: 3 s, 128 MB).
+    timeout: float = 3.0
+    memory_mb: int = 128
     _handler: Handler | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -97,7 +102,45 @@ class LocalFunction:
             # Lambda runs handlers on a thread that has an event loop; Mangum expects one.
             _thread_loops.loop = asyncio.new_event_loop()
             asyncio.set_event_loop(_thread_loops.loop)
-        return self.handler()(event, LambdaContext(self.name))
+        context = LambdaContext(self.name, self.memory_mb)
+        token = _invocation.set(context)
+        try:
+            return self.handler()(event, context)
+        finally:
+            _invocation.reset(token)
+
+
+# The invocation running on this thread: its log records carry that function's context.
+_invocation: contextvars.ContextVar[LambdaContext | None] = contextvars.ContextVar("invocation", default=None)
+
+
+def _stamp_function(factory: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
+    """Wrap a log record factory so that records name the function whose invocation made them.
+
+    Deployed, each function logs from its own process; here all share one, and Powertools' keys
+    (function_name, ...) are process-wide, so every line would bear the last decorated function's.
+    Records made outside any invocation (the stack, the front) are the local stack's own.
+    """
+
+    def stamped(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
+        context = _invocation.get()
+        record.function_name = context.function_name if context else "local"
+        # None drops the key from Powertools' lines.
+        record.function_arn = context.invoked_function_arn if context else None
+        record.function_request_id = context.aws_request_id if context else None
+        record.function_memory_size = context.memory_limit_in_mb if context else None
+        return record
+
+    stamped._sputnik = True  # type: ignore[attr-defined]
+    return stamped
+
+
+def stamp_log_records() -> None:
+    """Label every log record made during an invocation with its function (idempotent)."""
+    factory = logging.getLogRecordFactory()
+    if not getattr(factory, "_sputnik", False):
+        logging.setLogRecordFactory(_stamp_function(factory))
 
 
 _thread_loops = threading.local()
@@ -164,6 +207,28 @@ def patch_moto_s3_events() -> None:
 
     with_sequencer._sputnik = True  # type: ignore[attr-defined]
     s3_notifications._get_s3_event = with_sequencer
+
+
+_dynamodb_lock = threading.RLock()
+
+
+def serialize_moto_dynamodb() -> None:
+    """Serve moto's DynamoDB requests one at a time.
+
+    moto's TransactWriteItems deep-copies whole tables (to roll back) while other server threads
+    write them ("dictionary changed size during iteration"), and a rollback would undo their
+    writes; DynamoDB itself isolates transactions. One lock gives moto that isolation.
+    """
+    original = DynamoHandler.call_action
+    if getattr(original, "_sputnik", False):
+        return
+
+    def serialized(self: DynamoHandler) -> Any:
+        with _dynamodb_lock:
+            return original(self)
+
+    serialized._sputnik = True  # type: ignore[attr-defined]
+    DynamoHandler.call_action = serialized  # type: ignore[method-assign]
 
 
 _EXPECTED_EVAL_JOB = ["self", "env", "job"]
@@ -341,6 +406,8 @@ class LocalStack:
         self._environment()
         patch_moto_lambda()
         patch_moto_s3_events()
+        serialize_moto_dynamodb()
+        stamp_log_records()
         patch_moto_map_results()
         cache_moto_service_list()
         # Step Functions only executes ASL when asked. Lambda keeps moto's default "Docker" mode so
@@ -437,6 +504,8 @@ class LocalStack:
                 name,
                 self.template.root / str(props.get("CodeUri", glob.get("CodeUri", "."))),
                 str(props.get("Handler", glob.get("Handler", "app.handler"))),
+                float(props.get("Timeout", glob.get("Timeout", 3))),
+                int(props.get("MemorySize", glob.get("MemorySize", 128))),
             )
             self.functions[name] = _FUNCTIONS[name] = function
             lam.create_function(

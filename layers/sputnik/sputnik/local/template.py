@@ -48,6 +48,8 @@ class Route:
     method: str
     path: str
     function: str
+    # The integration timeout (HttpApi event `TimeoutInMillis`; an HTTP API allows 30 s at most).
+    timeout_ms: int = 30_000
 
     @property
     def route_key(self) -> str:
@@ -206,5 +208,6 @@ class Template:
             for event in ((res.get("Properties") or {}).get("Events") or {}).values():
                 if event.get("Type") == "HttpApi":
                     props = event.get("Properties") or {}
-                    found.append(Route(str(props.get("Method", "ANY")).upper(), props["Path"], logical))
+                    method, timeout = str(props.get("Method", "ANY")).upper(), props.get("TimeoutInMillis")
+                    found.append(Route(method, props["Path"], logical, int(timeout or 30_000)))
         return sorted(found, key=lambda r: r.specificity)

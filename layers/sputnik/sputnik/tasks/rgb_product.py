@@ -63,7 +63,7 @@ CREATION_OPTIONS = {
     "NUM_THREADS": "ALL_CPUS",
 }
 # Decode the source's blocks on every core; the block cache is a bound on memory (bytes, see
-# sputnik.cog on GDAL_CACHEMAX through rasterio.Env).
+# sputnik.tiles.gdal on GDAL_CACHEMAX through rasterio.Env).
 PRODUCT_GDAL_OPTIONS = {"GDAL_NUM_THREADS": "ALL_CPUS", "GDAL_CACHEMAX": 256 * 1024 * 1024}
 
 

@@ -1,5 +1,6 @@
 """The API as deployed, for suites generated from it: template routes, each function's OpenAPI, real ids."""
 
+import inspect
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ def served_openapi(handler: Any, routes: list[Route]) -> dict[str, Any] | None:
 
     None when the handler wraps no app with an OpenAPI document.
     """
-    app = getattr(handler, "app", None)
+    app = getattr(inspect.unwrap(handler), "app", None)
     if app is None or not hasattr(app, "openapi"):
         return None
     document: dict[str, Any] = json.loads(json.dumps(app.openapi()))

@@ -365,3 +365,16 @@ def test_every_422_detail_is_the_schemas_list(client: TestClient) -> None:
     ):
         detail = client.get(path).json()["detail"]
         assert isinstance(detail, list) and all(isinstance(e["msg"], str) for e in detail)
+
+
+def test_zoom_overrides_beyond_the_tile_matrix_set_are_422_on_the_tile_set_route(client: TestClient) -> None:
+    # Found by the contract fuzzing: the tile set's limits were computed for zoom 48709 and overflowed.
+    assert_names(client.get(f"/cog/tiles/WGS1984Quad?{Q}&maxzoom=48709"), 422, "query", "maxzoom")
+    assert client.get(f"/cog/tiles/WGS1984Quad?{Q}&maxzoom=10").status_code == 200
+
+
+def test_a_feature_off_the_earth_is_422_naming_its_geometry(client: TestClient) -> None:
+    # Found by the contract fuzzing: a vertex at latitude 1e16 overflowed the warp's size.
+    ring = [[-11.5, 24.7], [-11.4, 24.7], [-11.5, 1e16], [-11.5, 24.7]]
+    feature = {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [ring]}}
+    assert_names(client.post(f"/cog/statistics?{Q}", json=feature), 422, "body", "geometry")

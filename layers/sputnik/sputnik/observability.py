@@ -76,4 +76,6 @@ def observe(handler: Handler) -> Handler:
         # log or trace by, so it runs the handler alone.
         return handler(event, context) if context is None else in_lambda(event, context)
 
+    # What the handler wraps (a Mangum adapter and its app) stays reachable, as functools.wraps leaves it.
+    observed.__wrapped__ = handler  # type: ignore[attr-defined]
     return observed

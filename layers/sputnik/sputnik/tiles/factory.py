@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 import rasterio
 from attrs import define, field
 from fastapi import Depends, Path, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from rio_tiler.constants import WGS84_CRS
 from rio_tiler.io import BaseReader
 from rio_tiler.utils import CRS_to_uri
@@ -50,7 +50,9 @@ from sputnik.tiles.wmts import wmts_capabilities
 class Bounds(BaseModel):
     """Dataset Bounding box."""
 
-    bounds: tuple[float, float, float, float]
+    # A list of exactly four, not a tuple: a tuple is a `prefixItems` schema, which OpenAPI tools
+    # (schemathesis among them) cannot yet validate answers against.
+    bounds: Annotated[list[float], Field(min_length=4, max_length=4)]
 
 
 @define(kw_only=True)

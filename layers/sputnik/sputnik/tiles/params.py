@@ -192,6 +192,23 @@ def check_coordinates(request: Request) -> None:
         low_value, high_value = values[low], values[high]
         if low_value is not None and high_value is not None and not low_value < high_value:
             raise InvalidParameter(PATH, high, f"{high} must be greater than {low}")
+    _check_zoom_overrides(request)
+
+
+def _check_zoom_overrides(request: Request) -> None:
+    """Refuse minzoom/maxzoom overrides beyond the route's tile matrix set, on every route that takes them.
+
+    A tile set's limits are computed per zoom: a maxzoom of 48709 overflows before any read.
+    """
+    tms_id = request.path_params.get("tileMatrixSetId") or request.path_params.get("TileMatrixSetId")
+    zooms = {name: request.query_params.get(name) for name in ("minzoom", "maxzoom")}
+    if not tms_id or tms_id not in morecantile_tms.list() or not any(zooms.values()):
+        return
+    try:
+        minzoom, maxzoom = (int(z) if z else None for z in zooms.values())
+    except ValueError:
+        return  # not a number: FastAPI's own validation names it
+    check_zooms(morecantile_tms.get(tms_id), minzoom, maxzoom)
 
 
 @functools.wraps(ColorMapParams)

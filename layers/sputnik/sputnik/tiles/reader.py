@@ -29,7 +29,7 @@ from rio_tiler.types import BBox, Indexes
 from rio_tiler.utils import cast_to_sequence, output_size
 
 from sputnik.errors import NotFound
-from sputnik.tiles.errors import PATH, QUERY, DatasetUnreadable, InvalidParameter, ReadTooLarge
+from sputnik.tiles.errors import BODY, PATH, QUERY, DatasetUnreadable, InvalidParameter, ReadTooLarge
 from sputnik.tiles.pool import POOL
 from sputnik.tiles.urls import DATASET_NOT_FOUND
 
@@ -241,6 +241,13 @@ class TileReader(Reader):
         """Read an area (tiles, crops, features); warp only what the dataset covers when that is cheaper."""
         self.check_bands(indexes, expression)
         self.check_nodata(kwargs.get("nodata"))
+        if bounds_crs.is_geographic and not (
+            -180 <= bbox[0] <= bbox[2] <= 180 and -90 <= bbox[1] <= bbox[3] <= 90
+        ):
+            # A feature's vertex at latitude 1e16 would overflow the warp's size far from any check.
+            raise InvalidParameter(
+                BODY, "geometry", "the area must lie within longitudes ±180 and latitudes ±90"
+            )
         crs = dst_crs or bounds_crs
         if bounds_crs != crs:
             bbox = self._transformed(bbox, bounds_crs, crs)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from sputnik.local.stack import LambdaContext
+from sputnik.local.stack import LambdaContext, invocation
 from sputnik.observability import logger, observe
 
 log = logging.getLogger("sputnik.test_observability")
@@ -48,7 +48,9 @@ def test_library_logs_are_json_lines_with_the_request_id(
         return {"statusCode": 201, "body": ""}
 
     context = LambdaContext("observed-http")
-    assert observe(handler)({"n": 7}, context) == {"statusCode": 201, "body": ""}
+    # As the local stack runs every handler (Lambda runs one function per process).
+    with invocation(context):
+        assert observe(handler)({"n": 7}, context) == {"statusCode": 201, "body": ""}
     lines = [line for line in json_lines(logged.getvalue()) if line.get("message") == "working on 7"]
     assert len(lines) == 1
     assert lines[0]["level"] == "INFO"
@@ -73,7 +75,7 @@ def test_a_failing_handler_raises_and_still_logs_its_request(logged: io.StringIO
         raise RuntimeError("boom")
 
     context = LambdaContext("observed-failure")
-    with pytest.raises(RuntimeError, match="boom"):
+    with pytest.raises(RuntimeError, match="boom"), invocation(context):
         observe(handler)({}, context)
     lines = json_lines(logged.getvalue())
     assert [line["function_request_id"] for line in lines if line.get("message") == "about to fail"] == [

@@ -1,6 +1,7 @@
 """Stand template.yaml up in a moto server and run its Lambda functions' Python handlers in-process."""
 
 import asyncio
+import contextlib
 import contextvars
 import importlib.util
 import inspect
@@ -13,7 +14,7 @@ import threading
 import time
 import uuid
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -103,11 +104,18 @@ class LocalFunction:
             _thread_loops.loop = asyncio.new_event_loop()
             asyncio.set_event_loop(_thread_loops.loop)
         context = LambdaContext(self.name, self.memory_mb)
-        token = _invocation.set(context)
-        try:
+        with invocation(context):
             return self.handler()(event, context)
-        finally:
-            _invocation.reset(token)
+
+
+@contextlib.contextmanager
+def invocation(context: "LambdaContext") -> Iterator[None]:
+    """Run what follows as one invocation of a function: its log records carry that function's context."""
+    token = _invocation.set(context)
+    try:
+        yield
+    finally:
+        _invocation.reset(token)
 
 
 # The invocation running on this thread: its log records carry that function's context.

@@ -15,8 +15,23 @@ log = logging.getLogger("sputnik.test_observability")
 
 
 def json_lines(out: str) -> list[dict[str, Any]]:
-    """The JSON objects among printed lines."""
-    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    """The JSON objects among printed lines.
+
+    Threads of one process may print a record before another's newline, so a line can hold two.
+    """
+    decoder = json.JSONDecoder()
+    found = []
+    for line in out.splitlines():
+        start = line.find("{")
+        while start != -1:
+            try:
+                value, end = decoder.raw_decode(line, start)
+            except ValueError:
+                start = line.find("{", start + 1)
+                continue
+            found.append(value)
+            start = line.find("{", end)
+    return found
 
 
 def metrics_of(lines: list[dict[str, Any]], function: str) -> dict[str, float]:

@@ -206,9 +206,14 @@ def test_a_person_creates_a_project_sees_its_scenes_runs_a_task_and_views_the_pr
     tiles = visit.responses_to(f"/rgb/tile/{project_id}/{REAL_SCENE}-rgb/")
     assert len(tiles) >= 4
     assert {(t.status, t.headers["content-type"]) for t in tiles} == {(200, "image/png")}
-    shown = visit.map_pixels()
-    changed = numpy.any(numpy.abs(shown.astype(int) - before) > 12, axis=-1)
     # The product fills the border, about half of the map here: imagery, not one flat colour.
+    # Leaflet fades loaded tiles in, so the picture may need a moment after the last response.
+    for _ in range(40):
+        shown = visit.map_pixels()
+        changed = numpy.any(numpy.abs(shown.astype(int) - before) > 12, axis=-1)
+        if changed.mean() > 0.3:
+            break
+        page.wait_for_timeout(250)
     assert changed.mean() > 0.3, f"the RGB layer changed only {changed.mean():.0%} of the map"
     assert shown[changed].std() > 5
     visit.shoot("viewer-rgb")

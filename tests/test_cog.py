@@ -16,7 +16,9 @@ from sputnik.tiles.pool import POOL
 from tests.tiles_support import (
     ARCHIVE,
     SYNTH_KEY,
+    TCI,
     TCI_KEY,
+    TCI_QUERY,
     Tiles,
     api_event,
     assert_same_pixels,
@@ -27,9 +29,7 @@ from tests.tiles_support import (
     tiles_fixture,  # noqa: F401 (registers the `tiles` fixture here)
 )
 
-TCI = f"s3://{ARCHIVE}/{TCI_KEY}"
 SYNTH = f"s3://{ARCHIVE}/{SYNTH_KEY}"
-Q = f"url={quote(TCI, safe='')}"
 Z, X, Y = 9, 239, 219  # a TCI tile fully inside the data
 BBOX = "-11.6,24.6,-11.2,25.0"
 FEATURE = {
@@ -143,18 +143,18 @@ def test_contract_path_answers_its_content_type(
     client: TestClient, method: str, path: str, media: str
 ) -> None:
     body = FEATURE if method == "POST" else None
-    response = client.request(method, f"{path}?{Q}", json=body)
+    response = client.request(method, f"{path}?{TCI_QUERY}", json=body)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith(media)
     assert response.content
 
 
 def test_bounds_and_info_describe_the_tci(client: TestClient) -> None:
-    bounds = client.get(f"/cog/bounds?{Q}").json()["bounds"]
+    bounds = client.get(f"/cog/bounds?{TCI_QUERY}").json()["bounds"]
     assert bounds == pytest.approx([-11.979, 24.296, -10.875, 25.305], abs=1e-3)
-    info = client.get(f"/cog/info?{Q}").json()
+    info = client.get(f"/cog/info?{TCI_QUERY}").json()
     assert (info["width"], info["height"], info["count"], info["dtype"]) == (1098, 1098, 3, "uint8")
-    point = client.get(f"/cog/point/-11.4,24.8?{Q}").json()
+    point = client.get(f"/cog/point/-11.4,24.8?{TCI_QUERY}").json()
     assert point["coordinates"] == [-11.4, 24.8] and len(point["values"]) == 3
 
 
@@ -197,7 +197,7 @@ def test_synthetic_tiles_equal_rio_tiler_with_nodata_transparent(client: TestCli
 
 
 def test_titiler_tileset_links_to_the_contract_tile_route(client: TestClient) -> None:
-    links = client.get(f"/cog/tiles/WebMercatorQuad?{Q}").json()["links"]
+    links = client.get(f"/cog/tiles/WebMercatorQuad?{TCI_QUERY}").json()["links"]
     href = next(link["href"] for link in links if link["rel"] == "tile")
     template = href.replace("%7B", "{").replace("%7D", "}")  # titiler's link model escapes the braces
     assert template.startswith("http://testserver/cog/tiles/WebMercatorQuad/{z}/{x}/{y}?")
@@ -206,7 +206,7 @@ def test_titiler_tileset_links_to_the_contract_tile_route(client: TestClient) ->
 
 
 def test_tilejson_tiles_url_works_when_followed(client: TestClient) -> None:
-    body = client.get(f"/cog/tilejson.json?{Q}&tile_format=png").json()
+    body = client.get(f"/cog/tilejson.json?{TCI_QUERY}&tile_format=png").json()
     assert (body["minzoom"], body["maxzoom"]) == (7, 10)
     template = body["tiles"][0]
     assert template.startswith("http://testserver/cog/tiles/WebMercatorQuad/{z}/{x}/{y}@1x.png?")
@@ -216,7 +216,7 @@ def test_tilejson_tiles_url_works_when_followed(client: TestClient) -> None:
 
 
 def test_tilejson_keeps_rendering_parameters_and_scale(client: TestClient) -> None:
-    body = client.get(f"/cog/WebMercatorQuad/tilejson.json?{Q}&tile_scale=2&bidx=1&minzoom=8").json()
+    body = client.get(f"/cog/WebMercatorQuad/tilejson.json?{TCI_QUERY}&tile_scale=2&bidx=1&minzoom=8").json()
     assert body["minzoom"] == 8
     template = body["tiles"][0]
     assert "@2x?" in template and "bidx=1" in template and "minzoom" not in template
@@ -226,14 +226,18 @@ def test_tilejson_keeps_rendering_parameters_and_scale(client: TestClient) -> No
 
 
 def test_behind_a_stage_prefix_tilejson_and_wmts_links_work_through_mangum(handler: Any) -> None:
-    status, headers, raw = invoke(handler, api_event("GET", f"/prod/cog/tilejson.json?{Q}", stage="prod"))
+    status, headers, raw = invoke(
+        handler, api_event("GET", f"/prod/cog/tilejson.json?{TCI_QUERY}", stage="prod")
+    )
     assert status == 200, raw
     template = json.loads(raw)["tiles"][0]
     assert template.startswith("https://abc123.execute-api.us-east-1.amazonaws.com/prod/cog/tiles/")
     status, headers, raw = invoke(handler, api_event("GET", template.format(z=Z, x=X, y=Y), stage="prod"))
     assert status == 200 and headers["content-type"] == "image/jpeg"
 
-    status, _, raw = invoke(handler, api_event("GET", f"/prod/cog/WMTSCapabilities.xml?{Q}", stage="prod"))
+    status, _, raw = invoke(
+        handler, api_event("GET", f"/prod/cog/WMTSCapabilities.xml?{TCI_QUERY}", stage="prod")
+    )
     assert status == 200
     resource = ET.fromstring(raw).find(".//{http://www.opengis.net/wmts/1.0}ResourceURL")
     assert resource is not None
@@ -245,7 +249,7 @@ def test_behind_a_stage_prefix_tilejson_and_wmts_links_work_through_mangum(handl
 
 
 def test_wmts_capabilities_parse_and_their_template_returns_a_tile(client: TestClient) -> None:
-    response = client.get(f"/cog/WebMercatorQuad/WMTSCapabilities.xml?{Q}&tile_scale=2")
+    response = client.get(f"/cog/WebMercatorQuad/WMTSCapabilities.xml?{TCI_QUERY}&tile_scale=2")
     assert response.status_code == 200
     ns = {"w": "http://www.opengis.net/wmts/1.0", "ows": "http://www.opengis.net/ows/1.1"}
     root = ET.fromstring(response.content)
@@ -271,7 +275,7 @@ def test_wmts_capabilities_parse_and_their_template_returns_a_tile(client: TestC
 
 
 def test_tiles_carry_etag_and_private_cache_control_and_answer_304(client: TestClient) -> None:
-    path = f"/cog/tiles/{Z}/{X}/{Y}.png?{Q}"
+    path = f"/cog/tiles/{Z}/{X}/{Y}.png?{TCI_QUERY}"
     first = client.get(path)
     etag = first.headers["etag"]
     assert etag.startswith('"') and etag.endswith('"')  # strong
@@ -283,56 +287,62 @@ def test_tiles_carry_etag_and_private_cache_control_and_answer_304(client: TestC
     assert again.headers["etag"] == etag
     assert client.get(path, headers={"If-None-Match": f'"other", W/{etag}'}).status_code == 304
     assert client.get(path, headers={"If-None-Match": '"other"'}).status_code == 200
-    other_tile = client.get(f"/cog/tiles/{Z}/{X + 1}/{Y}.png?{Q}")
+    other_tile = client.get(f"/cog/tiles/{Z}/{X + 1}/{Y}.png?{TCI_QUERY}")
     assert other_tile.headers["etag"] != etag
 
 
 def test_mangum_returns_base64_images_and_plain_json(handler: Any) -> None:
-    status, headers, raw = invoke(handler, api_event("GET", f"/cog/tiles/{Z}/{X}/{Y}.png?{Q}"))
+    status, headers, raw = invoke(handler, api_event("GET", f"/cog/tiles/{Z}/{X}/{Y}.png?{TCI_QUERY}"))
     assert status == 200 and headers["content-type"] == "image/png"
     assert_same_pixels(raw, expected_tile(TCI, Z, X, Y))
-    result = handler(api_event("GET", f"/cog/tiles/{Z}/{X}/{Y}.png?{Q}"), None)
+    result = handler(api_event("GET", f"/cog/tiles/{Z}/{X}/{Y}.png?{TCI_QUERY}"), None)
     assert result["isBase64Encoded"] is True
-    result = handler(api_event("GET", f"/cog/info?{Q}"), None)
+    result = handler(api_event("GET", f"/cog/info?{TCI_QUERY}"), None)
     assert result["statusCode"] == 200 and result["isBase64Encoded"] is False
     assert json.loads(result["body"])["count"] == 3
     feature = json.dumps(FEATURE)
-    post = api_event("POST", f"/cog/crop.png?{Q}", headers={"content-type": "application/json"}, body=feature)
+    post = api_event(
+        "POST", f"/cog/crop.png?{TCI_QUERY}", headers={"content-type": "application/json"}, body=feature
+    )
     status, headers, raw = invoke(handler, post)
     assert status == 200 and headers["content-type"] == "image/png"
 
 
 def test_without_credentials_401_with_basic_challenge(client: TestClient, handler: Any) -> None:
-    response = client.get(f"/cog/info?{Q}", auth=None, headers={"Authorization": ""})
+    response = client.get(f"/cog/info?{TCI_QUERY}", auth=None, headers={"Authorization": ""})
     assert response.status_code == 401
     assert response.headers["www-authenticate"].startswith("Basic")
-    wrong = client.get(f"/cog/info?{Q}", auth=None, headers={"Authorization": basic(("alice", "wrong-pass"))})
+    wrong = client.get(
+        f"/cog/info?{TCI_QUERY}", auth=None, headers={"Authorization": basic(("alice", "wrong-pass"))}
+    )
     assert wrong.status_code == 401
-    status, headers, _ = invoke(handler, api_event("GET", f"/cog/tiles/{Z}/{X}/{Y}?{Q}", credentials=None))
+    status, headers, _ = invoke(
+        handler, api_event("GET", f"/cog/tiles/{Z}/{X}/{Y}?{TCI_QUERY}", credentials=None)
+    )
     assert status == 401 and headers["www-authenticate"].startswith("Basic")
 
 
 def test_bad_tile_requests_are_4xx_without_paths(client: TestClient) -> None:
-    outside = client.get(f"/cog/tiles/9/0/0.png?{Q}")
+    outside = client.get(f"/cog/tiles/9/0/0.png?{TCI_QUERY}")
     assert outside.status_code == 404 and TCI_KEY not in outside.text
-    assert client.get(f"/cog/tiles/{Z}/{X}/{Y}@9x.png?{Q}").status_code == 422
-    assert client.get(f"/cog/tiles/{Z}/{X}/{Y}.png?{Q}&tilesize=100000").status_code == 422
-    assert client.get(f"/cog/tiles/{Z}/{X}/{Y}.png?{Q}&buffer=100000").status_code == 422
-    assert client.get(f"/cog/preview.png?{Q}&width=100000").status_code == 422
-    assert client.get(f"/cog/crop/{BBOX}/100000x10.png?{Q}").status_code == 422
-    assert client.get(f"/cog/tiles/Nowhere/{Z}/{X}/{Y}?{Q}").status_code == 422
-    bad = client.get(f"/cog/tiles/{Z}/{X}/{Y}.png?{Q}&expression=__import__('os')")
+    assert client.get(f"/cog/tiles/{Z}/{X}/{Y}@9x.png?{TCI_QUERY}").status_code == 422
+    assert client.get(f"/cog/tiles/{Z}/{X}/{Y}.png?{TCI_QUERY}&tilesize=100000").status_code == 422
+    assert client.get(f"/cog/tiles/{Z}/{X}/{Y}.png?{TCI_QUERY}&buffer=100000").status_code == 422
+    assert client.get(f"/cog/preview.png?{TCI_QUERY}&width=100000").status_code == 422
+    assert client.get(f"/cog/crop/{BBOX}/100000x10.png?{TCI_QUERY}").status_code == 422
+    assert client.get(f"/cog/tiles/Nowhere/{Z}/{X}/{Y}?{TCI_QUERY}").status_code == 422
+    bad = client.get(f"/cog/tiles/{Z}/{X}/{Y}.png?{TCI_QUERY}&expression=__import__('os')")
     assert bad.status_code == 422 and TCI_KEY not in bad.text
     assert client.get(f"/cog/tiles/{Z}/{X}/{Y}").status_code == 422  # no url
 
 
 @pytest.mark.parametrize("bins", ["1000000000", ",".join(str(i) for i in range(1002))])
 def test_statistics_refuse_huge_histograms(client: TestClient, bins: str) -> None:
-    r = client.get(f"/cog/statistics?{Q}&histogram_bins={bins}")
+    r = client.get(f"/cog/statistics?{TCI_QUERY}&histogram_bins={bins}")
     assert r.status_code == 422
     [error] = r.json()["detail"]  # FastAPI's validation-error shape, as the OpenAPI schema says
     assert error["loc"] == ["query", "histogram_bins"] and "limit is 1000" in error["msg"]
-    assert client.get(f"/cog/statistics?{Q}&histogram_bins=20").status_code == 200
+    assert client.get(f"/cog/statistics?{TCI_QUERY}&histogram_bins=20").status_code == 200
 
 
 def test_cold_open_is_one_get_and_warm_tiles_reuse_the_dataset(client: TestClient, tiles: Tiles) -> None:
@@ -361,7 +371,7 @@ def test_cold_open_is_one_get_and_warm_tiles_reuse_the_dataset(client: TestClien
 
 
 def test_warm_tiles_build_no_boto3_session(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert client.get(f"/cog/tiles/{Z}/{X}/{Y}.png?{Q}").status_code == 200
+    assert client.get(f"/cog/tiles/{Z}/{X}/{Y}.png?{TCI_QUERY}").status_code == 200
     built: list[int] = []
     original = boto3.session.Session.__init__
 
@@ -370,6 +380,6 @@ def test_warm_tiles_build_no_boto3_session(client: TestClient, monkeypatch: pyte
         original(self, *args, **kwargs)
 
     monkeypatch.setattr(boto3.session.Session, "__init__", counting)
-    assert client.get(f"/cog/tiles/{Z}/{X + 1}/{Y}.png?{Q}").status_code == 200
-    assert client.get(f"/cog/tiles/{Z}/{X}/{Y}.png?{Q}&format=png&scale=2").status_code == 200
+    assert client.get(f"/cog/tiles/{Z}/{X + 1}/{Y}.png?{TCI_QUERY}").status_code == 200
+    assert client.get(f"/cog/tiles/{Z}/{X}/{Y}.png?{TCI_QUERY}&format=png&scale=2").status_code == 200
     assert built == []  # rasterio would build one (~15 ms) for every Env it enters

@@ -7,7 +7,6 @@ in FastAPI's shape, when it is a 422).
 
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import quote
 
 import morecantile
 import pytest
@@ -21,14 +20,13 @@ from tests.tiles_support import (
     ARCHIVE,
     OTHER_BUCKET,
     PRODUCTS,
-    TCI_KEY,
+    TCI,
     TCI_PRODUCT,
+    TCI_QUERY,
     Tiles,
     tiles_fixture,  # noqa: F401 (registers the `tiles` fixture here)
 )
 
-TCI = f"s3://{ARCHIVE}/{TCI_KEY}"
-Q = f"url={quote(TCI, safe='')}"
 TMS_IDS = morecantile.tms.list()
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -161,7 +159,7 @@ def in_matrix(tms_id: str, z: int, x: int, y: int) -> bool:
 def test_any_tile_coordinates_of_any_tms(
     client: TestClient, tms_id: str, z: int, x: int, y: int, form: str
 ) -> None:
-    response = client.get(f"/cog/tiles/{tms_id}/{z}/{x}/{y}{form}?{Q}")
+    response = client.get(f"/cog/tiles/{tms_id}/{z}/{x}/{y}{form}?{TCI_QUERY}")
     assert_no_server_error(response)
     if not in_matrix(tms_id, z, x, y):
         assert response.status_code == 422, response.text

@@ -26,16 +26,16 @@ from sputnik.tiles.reader import MAX_PIXELS_READ, STOCK_WARP_LIMIT
 from tests.tiles_support import (
     ALICE_PROJECT,
     ARCHIVE,
+    TCI,
     TCI_KEY,
     TCI_PRODUCT,
+    TCI_QUERY,
     Tiles,
     decode_png,
     expected_tile,
     tiles_fixture,  # noqa: F401 (registers the `tiles` fixture here)
 )
 
-TCI = f"s3://{ARCHIVE}/{TCI_KEY}"
-Q = f"url={quote(TCI, safe='')}"
 TMS_IDS = morecantile.tms.list()
 LON, LAT = -11.4, 24.8  # inside the TCI
 TRUNCATED_KEY = "hostile/truncated/TCI.tif"
@@ -125,27 +125,29 @@ def assert_names(response: Any, status: int, location: str, name: str) -> None:
 def test_tiles_outside_the_matrix_are_422_naming_the_coordinate(
     client: TestClient, path: str, name: str
 ) -> None:
-    assert_names(client.get(f"{path}?{Q}"), 422, "path", name)
+    assert_names(client.get(f"{path}?{TCI_QUERY}"), 422, "path", name)
 
 
 @pytest.mark.parametrize("tms_id", TMS_IDS)
 def test_every_tile_matrix_set_bounds_zoom_column_and_row(client: TestClient, tms_id: str) -> None:
     tms = morecantile.tms.get(tms_id)
     top = tms.matrix(tms.maxzoom)
-    assert_names(client.get(f"/cog/tiles/{tms_id}/{tms.maxzoom + 1}/0/0.png?{Q}"), 422, "path", "z")
-    path = f"/cog/tiles/{tms_id}/{tms.maxzoom}/{top.matrixWidth}/0.png?{Q}"
+    assert_names(client.get(f"/cog/tiles/{tms_id}/{tms.maxzoom + 1}/0/0.png?{TCI_QUERY}"), 422, "path", "z")
+    path = f"/cog/tiles/{tms_id}/{tms.maxzoom}/{top.matrixWidth}/0.png?{TCI_QUERY}"
     assert_names(client.get(path), 422, "path", "x")
-    path = f"/cog/tiles/{tms_id}/{tms.maxzoom}/0/{top.matrixHeight}.png?{Q}"
+    path = f"/cog/tiles/{tms_id}/{tms.maxzoom}/0/{top.matrixHeight}.png?{TCI_QUERY}"
     assert_names(client.get(path), 422, "path", "y")
     if tms.minzoom > 0:
-        assert_names(client.get(f"/cog/tiles/{tms_id}/{tms.minzoom - 1}/0/0.png?{Q}"), 422, "path", "z")
+        assert_names(
+            client.get(f"/cog/tiles/{tms_id}/{tms.minzoom - 1}/0/0.png?{TCI_QUERY}"), 422, "path", "z"
+        )
     # The tile over the data at the first zoom the set has is served (or is 404 outside the data).
     zoom = max(tms.minzoom, 0)
     try:
         tile = tms.tile(LON, LAT, zoom)
     except Exception:  # a set whose CRS does not reach this point (polar, New Zealand, Antarctica)
         return
-    answer = client.get(f"/cog/tiles/{tms_id}/{zoom}/{tile.x}/{tile.y}.png?{Q}")
+    answer = client.get(f"/cog/tiles/{tms_id}/{zoom}/{tile.x}/{tile.y}.png?{TCI_QUERY}")
     assert answer.status_code in (200, 404), answer.text
 
 
@@ -157,7 +159,7 @@ def test_every_tile_matrix_set_bounds_zoom_column_and_row(client: TestClient, tm
 def test_tilejson_and_wmts_templates_stay_inside_the_matrix(
     client: TestClient, route: str, query: str, name: str
 ) -> None:
-    assert_names(client.get(f"/cog/{route}?{Q}&{query}"), 422, "query", name)
+    assert_names(client.get(f"/cog/{route}?{TCI_QUERY}&{query}"), 422, "query", name)
 
 
 @pytest.mark.parametrize("zxy", ["1/5/0", "9/0/512", "25/0/0"])
@@ -202,7 +204,7 @@ def test_low_zoom_tiles_warp_only_the_scene_and_show_it_in_place(
     client: TestClient, warped_sizes: list[tuple[int, int]], z: int
 ) -> None:
     tile = morecantile.tms.get("WebMercatorQuad").tile(LON, LAT, z)
-    response = client.get(f"/cog/tiles/{z}/{tile.x}/{tile.y}.png?{Q}")
+    response = client.get(f"/cog/tiles/{z}/{tile.x}/{tile.y}.png?{TCI_QUERY}")
     assert response.status_code == 200, response.text
     # rio-tiler warped a raster of the whole tile at the scene's resolution: 400,000 px across at z0.
     assert warped_sizes and max(max(size) for size in warped_sizes) <= STOCK_WARP_LIMIT
@@ -216,7 +218,7 @@ def test_low_zoom_tiles_warp_only_the_scene_and_show_it_in_place(
 def test_a_partly_covered_tile_equals_rio_tilers_where_its_warp_is_affordable(client: TestClient) -> None:
     # z3 is the lowest zoom at which rio-tiler's own warp still finishes in about a second.
     tile = morecantile.tms.get("WebMercatorQuad").tile(LON, LAT, 3)
-    response = client.get(f"/cog/tiles/3/{tile.x}/{tile.y}.png?{Q}")
+    response = client.get(f"/cog/tiles/3/{tile.x}/{tile.y}.png?{TCI_QUERY}")
     expected = expected_tile(TCI, 3, tile.x, tile.y)
     pixels = decode_png(response.content)
     numpy.testing.assert_array_equal(pixels[-1], expected.mask)
@@ -251,34 +253,42 @@ def test_a_file_without_overviews_still_serves_tiles_that_read_little(client: Te
 Z, X, Y = 9, 239, 219
 NORTH = quote('{"azimuth": "north"}')
 BAD_PARAMETERS = [
-    (f"/cog/tiles/{Z}/{X}/{Y}.png?{Q}&bidx=4", "query", "bidx"),
-    (f"/cog/preview.png?{Q}&bidx=0", "query", "bidx"),
-    (f"/cog/point/{LON},{LAT}?{Q}&bidx=9", "query", "bidx"),
-    (f"/cog/statistics?{Q}&bidx=4", "query", "bidx"),
-    (f"/cog/tiles/{Z}/{X}/{Y}.png?{Q}&expression=b1*b5", "query", "expression"),
-    (f"/cog/statistics?{Q}&histogram_bins=0", "query", "histogram_bins"),
-    (f"/cog/statistics?{Q}&histogram_bins=3,2,1", "query", "histogram_bins"),
-    (f"/cog/statistics?{Q}&histogram_bins=5,5", "query", "histogram_bins"),
-    (f"/cog/statistics?{Q}&histogram_range=10,0", "query", "histogram_range"),
-    (f"/cog/point/{LON},95?{Q}", "path", "lat"),
-    (f"/cog/point/200,{LAT}?{Q}", "path", "lon"),
-    (f"/cog/point/nan,{LAT}?{Q}", "path", "lon"),
-    (f"/cog/bbox/-11.4,24.6,-11.4,25.0.png?{Q}", "path", "maxx"),
-    (f"/cog/bbox/-11.6,25.0,-11.2,25.0.png?{Q}", "path", "maxy"),
-    (f"/cog/bbox/-1e300,24.6,1e300,25.0.png?{Q}", "path", "minx"),
-    (f"/cog/crop/-11.6,24.6,-11.2,1e300/64x64.png?{Q}", "path", "maxy"),
-    (f"/cog/tiles/{Z}/{X}/{Y}.png?{Q}&algorithm=hillshade&algorithm_params=[1]", "query", "algorithm_params"),
+    (f"/cog/tiles/{Z}/{X}/{Y}.png?{TCI_QUERY}&bidx=4", "query", "bidx"),
+    (f"/cog/preview.png?{TCI_QUERY}&bidx=0", "query", "bidx"),
+    (f"/cog/point/{LON},{LAT}?{TCI_QUERY}&bidx=9", "query", "bidx"),
+    (f"/cog/statistics?{TCI_QUERY}&bidx=4", "query", "bidx"),
+    (f"/cog/tiles/{Z}/{X}/{Y}.png?{TCI_QUERY}&expression=b1*b5", "query", "expression"),
+    (f"/cog/statistics?{TCI_QUERY}&histogram_bins=0", "query", "histogram_bins"),
+    (f"/cog/statistics?{TCI_QUERY}&histogram_bins=3,2,1", "query", "histogram_bins"),
+    (f"/cog/statistics?{TCI_QUERY}&histogram_bins=5,5", "query", "histogram_bins"),
+    (f"/cog/statistics?{TCI_QUERY}&histogram_range=10,0", "query", "histogram_range"),
+    (f"/cog/point/{LON},95?{TCI_QUERY}", "path", "lat"),
+    (f"/cog/point/200,{LAT}?{TCI_QUERY}", "path", "lon"),
+    (f"/cog/point/nan,{LAT}?{TCI_QUERY}", "path", "lon"),
+    (f"/cog/bbox/-11.4,24.6,-11.4,25.0.png?{TCI_QUERY}", "path", "maxx"),
+    (f"/cog/bbox/-11.6,25.0,-11.2,25.0.png?{TCI_QUERY}", "path", "maxy"),
+    (f"/cog/bbox/-1e300,24.6,1e300,25.0.png?{TCI_QUERY}", "path", "minx"),
+    (f"/cog/crop/-11.6,24.6,-11.2,1e300/64x64.png?{TCI_QUERY}", "path", "maxy"),
     (
-        f"/cog/tiles/{Z}/{X}/{Y}.png?{Q}&algorithm=hillshade&algorithm_params="
+        f"/cog/tiles/{Z}/{X}/{Y}.png?{TCI_QUERY}&algorithm=hillshade&algorithm_params=[1]",
+        "query",
+        "algorithm_params",
+    ),
+    (
+        f"/cog/tiles/{Z}/{X}/{Y}.png?{TCI_QUERY}&algorithm=hillshade&algorithm_params="
         + quote('{"azimuth":"north"}'),
         "query",
         "algorithm_params",
     ),
-    (f"/cog/tiles/{Z}/{X}/{Y}.png?{Q}&algorithm=hillshade&algorithm_params=%7B", "query", "algorithm_params"),
-    (f"/cog/tiles/CDB1GlobalGrid/22/0/0.png?{Q}", "path", "z"),
-    (f"/cog/tiles/{Z}/{X}/{Y}.png?{Q}&nodata=nan", "query", "nodata"),  # on uint8 data
-    (f"/cog/tiles/{Z}/{X}/{Y}.png?{Q}&nodata=300", "query", "nodata"),
-    (f"/cog/tiles/{Z}/{X}/{Y}.png?{Q}&bidx=1&colormap=" + quote('{"a": 1}'), "query", "colormap"),
+    (
+        f"/cog/tiles/{Z}/{X}/{Y}.png?{TCI_QUERY}&algorithm=hillshade&algorithm_params=%7B",
+        "query",
+        "algorithm_params",
+    ),
+    (f"/cog/tiles/CDB1GlobalGrid/22/0/0.png?{TCI_QUERY}", "path", "z"),
+    (f"/cog/tiles/{Z}/{X}/{Y}.png?{TCI_QUERY}&nodata=nan", "query", "nodata"),  # on uint8 data
+    (f"/cog/tiles/{Z}/{X}/{Y}.png?{TCI_QUERY}&nodata=300", "query", "nodata"),
+    (f"/cog/tiles/{Z}/{X}/{Y}.png?{TCI_QUERY}&bidx=1&colormap=" + quote('{"a": 1}'), "query", "colormap"),
 ]
 
 
@@ -291,11 +301,13 @@ def test_bad_parameters_are_422_naming_the_parameter(
 
 def test_good_forms_of_the_same_parameters_still_work(client: TestClient) -> None:
     assert (
-        client.get(f"/cog/statistics?{Q}&histogram_bins=0,100,200&histogram_range=0,255").status_code == 200
+        client.get(f"/cog/statistics?{TCI_QUERY}&histogram_bins=0,100,200&histogram_range=0,255").status_code
+        == 200
     )
-    assert client.get(f"/cog/point/{LON},{LAT}?{Q}&bidx=3").status_code == 200
-    hillshade = f"/cog/tiles/{Z}/{X}/{Y}.png?{Q}&bidx=1&algorithm=hillshade&algorithm_params=" + quote(
-        '{"azimuth": 90}'
+    assert client.get(f"/cog/point/{LON},{LAT}?{TCI_QUERY}&bidx=3").status_code == 200
+    hillshade = (
+        f"/cog/tiles/{Z}/{X}/{Y}.png?{TCI_QUERY}&bidx=1&algorithm=hillshade&algorithm_params="
+        + quote('{"azimuth": 90}')
     )
     assert client.get(hillshade).status_code == 200
 
@@ -313,9 +325,9 @@ WORLD = {
 def test_statistics_of_a_feature_bound_the_coverage_they_rasterize(client: TestClient) -> None:
     # The coverage is rasterized at cover_scale times the image: 1.6 billion cells took 15 s and GBs.
     assert_names(
-        client.post(f"/cog/statistics?{Q}&cover_scale=1000", json=WORLD), 422, "query", "cover_scale"
+        client.post(f"/cog/statistics?{TCI_QUERY}&cover_scale=1000", json=WORLD), 422, "query", "cover_scale"
     )
-    assert client.post(f"/cog/statistics?{Q}&max_size=512", json=WORLD).status_code == 200
+    assert client.post(f"/cog/statistics?{TCI_QUERY}&max_size=512", json=WORLD).status_code == 200
 
 
 # -- defect 6: broken and oversized files are refused with a short reason ----------------------
@@ -346,12 +358,12 @@ def test_a_tiff_of_giant_blocks_is_refused_before_any_block_is_read(client: Test
 
 def test_validation_errors_echo_at_most_a_short_part_of_the_input(client: TestClient) -> None:
     huge = "x" * 50_000
-    response = client.get(f"/cog/tiles/{Z}/{X}/{Y}.png?{Q}&tilesize={huge}")
+    response = client.get(f"/cog/tiles/{Z}/{X}/{Y}.png?{TCI_QUERY}&tilesize={huge}")
     assert response.status_code == 422 and len(response.content) < 2_000
     [error] = response.json()["detail"]
     assert error["loc"] == ["query", "tilesize"] and len(error["input"]) <= 101
     body = {"type": "Feature", "properties": {"junk": huge}, "geometry": {"type": "Nowhere"}}
-    response = client.post(f"/cog/crop.png?{Q}", json=body)
+    response = client.post(f"/cog/crop.png?{TCI_QUERY}", json=body)
     assert response.status_code == 422 and len(response.content) < 20_000
     assert huge[:200] not in response.text
 
@@ -360,8 +372,8 @@ def test_every_422_detail_is_the_schemas_list(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()["components"]["schemas"]["HTTPValidationError"]
     assert schema["properties"]["detail"]["type"] == "array"
     for path in (
-        f"/cog/statistics?{Q}&histogram_bins=100000",
-        f"/cog/tiles/{Z}/{X}/{Y}.png?{Q}&expression=b9",
+        f"/cog/statistics?{TCI_QUERY}&histogram_bins=100000",
+        f"/cog/tiles/{Z}/{X}/{Y}.png?{TCI_QUERY}&expression=b9",
     ):
         detail = client.get(path).json()["detail"]
         assert isinstance(detail, list) and all(isinstance(e["msg"], str) for e in detail)
@@ -369,12 +381,12 @@ def test_every_422_detail_is_the_schemas_list(client: TestClient) -> None:
 
 def test_zoom_overrides_beyond_the_tile_matrix_set_are_422_on_the_tile_set_route(client: TestClient) -> None:
     # Found by the contract fuzzing: the tile set's limits were computed for zoom 48709 and overflowed.
-    assert_names(client.get(f"/cog/tiles/WGS1984Quad?{Q}&maxzoom=48709"), 422, "query", "maxzoom")
-    assert client.get(f"/cog/tiles/WGS1984Quad?{Q}&maxzoom=10").status_code == 200
+    assert_names(client.get(f"/cog/tiles/WGS1984Quad?{TCI_QUERY}&maxzoom=48709"), 422, "query", "maxzoom")
+    assert client.get(f"/cog/tiles/WGS1984Quad?{TCI_QUERY}&maxzoom=10").status_code == 200
 
 
 def test_a_feature_off_the_earth_is_422_naming_its_geometry(client: TestClient) -> None:
     # Found by the contract fuzzing: a vertex at latitude 1e16 overflowed the warp's size.
     ring = [[-11.5, 24.7], [-11.4, 24.7], [-11.5, 1e16], [-11.5, 24.7]]
     feature = {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [ring]}}
-    assert_names(client.post(f"/cog/statistics?{Q}", json=feature), 422, "body", "geometry")
+    assert_names(client.post(f"/cog/statistics?{TCI_QUERY}", json=feature), 422, "body", "geometry")

@@ -18,6 +18,7 @@ from tests.tiles_support import (
     EVIL_KEY,
     OTHER_BUCKET,
     PRODUCTS,
+    TCI,
     TCI_KEY,
     TCI_PRODUCT,
     UNKNOWN_PROJECT,
@@ -28,7 +29,6 @@ from tests.tiles_support import (
 
 ALICE_PRODUCT = f"s3://{PRODUCTS}/{product_key(ALICE_PROJECT, TCI_PRODUCT)}"
 BOB_PRODUCT = f"s3://{PRODUCTS}/{product_key(BOB_PROJECT, TCI_PRODUCT)}"
-TCI = f"s3://{ARCHIVE}/{TCI_KEY}"
 HERE = "http://127.0.0.1:{port}"  # the moto server itself: a hostile URL that would really answer
 
 # Each is refused by syntax or bucket (403), whatever exists behind it.

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import boto3
 import numpy
@@ -46,6 +46,8 @@ PRODUCTS = "sputnik-test-products"
 OTHER_BUCKET = "sputnik-test-elsewhere"
 SCENE = "S2A_29RKH_20200219_0_L2A"
 TCI_KEY = f"sentinel-s2-l2a-cogs/29/R/KH/2020/2/{SCENE}/TCI.tif"
+TCI = f"s3://{ARCHIVE}/{TCI_KEY}"  # the real scene's TCI, as /cog's `url` names it
+TCI_QUERY = f"url={quote(TCI, safe='')}"
 SYNTH_KEY = "synthetic/33/T/WN/2021/6/S2X_33TWN_20210629_0_L2A/TCI.tif"
 EVIL_KEY = "synthetic/evil/TCI.tif"  # a VRT in disguise, pointing at bob's product
 

@@ -79,15 +79,10 @@ def object_events(event: dict[str, Any]) -> Iterator[ObjectEvent]:
             yield ObjectEvent(bucket, unquote_plus(key), order_key(record))
 
 
-def archive_buckets() -> frozenset[str]:
-    """The buckets whose items are ingested: the stack's own and the external archive it follows."""
-    return get_settings().archive_buckets
-
-
 def handle_event(event: dict[str, Any], s3_client: Any = None) -> dict[str, int]:
     """Ingest every STAC item an event announces; bad objects are logged and skipped, never retried."""
     s3 = s3_client or boto3.client("s3")
-    buckets = archive_buckets()
+    buckets = get_settings().archive_buckets
     counts = {"ingested": 0, "skipped": 0, "stale": 0, "matched": 0}
     for created in object_events(event):
         if created.bucket not in buckets:

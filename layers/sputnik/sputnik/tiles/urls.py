@@ -57,6 +57,7 @@ def parse_s3_url(url: str) -> S3Object:
 
 
 # Where Sentinel-2 L2A scenes lie in an Earth Search archive; IAM grants the external archive only this.
+# (stac.ARCHIVE_PREFIX plus its slash: importing sputnik.stac would add shapely to the tiler's cold start.)
 ARCHIVE_PREFIX = "sentinel-s2-l2a-cogs/"
 
 

@@ -5,6 +5,7 @@ every request it serves, so tests can count what GDAL fetched.
 """
 
 import base64
+import dataclasses
 import importlib.util
 import os
 import tempfile
@@ -51,7 +52,7 @@ TCI_QUERY = f"url={quote(TCI, safe='')}"
 SYNTH_KEY = "synthetic/33/T/WN/2021/6/S2X_33TWN_20210629_0_L2A/TCI.tif"
 EVIL_KEY = "synthetic/evil/TCI.tif"  # a VRT in disguise, pointing at bob's product
 
-TABLE_SETTINGS = [name for name in Settings.model_fields if name.endswith("_table")]
+TABLE_SETTINGS = [f.name for f in dataclasses.fields(Settings) if f.name.endswith("_table")]
 
 ALICE = ("alice", "alice-password-1")
 BOB = ("bob", "bob-password-22")

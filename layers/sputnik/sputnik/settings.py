@@ -1,18 +1,21 @@
 """Settings read from the environment that template.yaml sets for every function."""
 
+import os
+from dataclasses import dataclass, fields
 from functools import lru_cache
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+PREFIX = "SPUTNIK_"
 
 
-class Settings(BaseSettings):
+@dataclass(frozen=True)
+class Settings:
     """Names of the resources a function uses, as template.yaml's Globals set them.
 
-    The defaults are the names the local stack gives the template's resources, so the CLI works
-    against `make run` with nothing set; on AWS, Lambda's environment (or `sputnik --stack`) sets them.
+    Each is read from `SPUTNIK_<NAME>` (e.g. SPUTNIK_USERS_TABLE). The defaults are the names the
+    local stack gives the template's resources, so the CLI works against `make run` with nothing
+    set; on AWS, Lambda's environment (or `sputnik --stack`) sets them. A plain dataclass, not
+    pydantic-settings: every field is a string, and its import was a tenth of a cold start.
     """
-
-    model_config = SettingsConfigDict(env_prefix="SPUTNIK_", extra="ignore")
 
     users_table: str = "sputnik-UsersTable"
     counters_table: str = "sputnik-CountersTable"
@@ -32,6 +35,12 @@ class Settings(BaseSettings):
     s2_load_data_machine: str = "arn:aws:states:us-east-1:123456789012:stateMachine:sputnik-s2_load_data"
     region: str = "us-east-1"
 
+    @classmethod
+    def from_environment(cls) -> "Settings":
+        """Read every setting that the environment sets; the rest keep their defaults."""
+        names = {f.name: PREFIX + f.name.upper() for f in fields(cls)}
+        return cls(**{field: os.environ[name] for field, name in names.items() if name in os.environ})
+
     @property
     def archive_buckets(self) -> frozenset[str]:
         """Buckets scenes are read from: the stack's own archive and the external one it follows."""
@@ -41,4 +50,4 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     """Return the process-wide settings (read once: Lambda environments do not change)."""
-    return Settings()
+    return Settings.from_environment()

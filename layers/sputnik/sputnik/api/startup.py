@@ -1,0 +1,69 @@
+"""Faster FastAPI cold starts: pydantic builds only what a request uses, and builds it once.
+
+Most of an API function's cold init that is not imports is pydantic work FastAPI asks for
+(BENCHMARKS.md, Build):
+- every model class builds its validator when it is defined, FastAPI's own OpenAPI models
+  included, though a function never serves its OpenAPI document (RootFunction serves one made at
+  build time). pydantic's `defer_build` makes a model build at its first use instead;
+- every route parameter gets a pydantic TypeAdapter of its own, though routes repeat the same
+  parameters: the /cog app's 34 routes build 638 adapters for about 200 distinct fields. Equal
+  fields share one adapter here (the key is the whole field; anything not safely comparable
+  builds its own).
+
+The second reaches into FastAPI's `fastapi._compat.v2.ModelField`, whose `__post_init__` sets
+`_type_adapter` and nothing else; tests/test_startup.py fails if a FastAPI release changes that.
+Imported by `sputnik.api`'s `__init__`, i.e. before any app module imports FastAPI.
+"""
+
+import warnings
+from collections.abc import Hashable
+from typing import Any
+
+import pydantic
+from pydantic import TypeAdapter
+from pydantic.warnings import UnsupportedFieldAttributeWarning
+
+# Before FastAPI is imported: its models are defined at its import.
+pydantic.BaseModel.model_config["defer_build"] = True
+# FastAPI silences this warning while it builds a parameter's adapter from the parameter's Field
+# (an `alias` there has no effect, by design); deferred, an adapter builds outside that, so here too.
+warnings.filterwarnings("ignore", category=UnsupportedFieldAttributeWarning)
+
+from fastapi._compat import v2  # noqa: E402  (after the line above, on purpose)
+
+build_adapter = v2.ModelField.__post_init__
+adapters: dict[Hashable, TypeAdapter[Any]] = {}
+
+
+def frozen(value: Any) -> Hashable:
+    """A hashable stand-in for part of a field that equals another only for the same type and value.
+
+    Raises TypeError for what cannot be compared that way (sets, whose `{1} == {True}`, and
+    unhashable objects): such a field gets an adapter of its own.
+    """
+    if isinstance(value, (list, tuple)):
+        return (type(value), tuple(frozen(v) for v in value))
+    if isinstance(value, dict):
+        return (dict, tuple((k, frozen(v)) for k, v in value.items()))
+    if isinstance(value, (set, frozenset)):
+        raise TypeError("sets compare 1 and True as equal")
+    hash(value)
+    return (type(value), value)
+
+
+def shared_adapter(field: v2.ModelField) -> None:
+    """Give a FastAPI field the adapter of an equal field built before, or build and keep its own."""
+    try:
+        key = frozen((field.mode, field.config, v2.asdict(field.field_info)))
+    except TypeError:
+        build_adapter(field)
+        return
+    adapter = adapters.get(key)
+    if adapter is None:
+        build_adapter(field)
+        adapters[key] = field._type_adapter
+    else:
+        field._type_adapter = adapter
+
+
+v2.ModelField.__post_init__ = shared_adapter  # type: ignore[method-assign,assignment]

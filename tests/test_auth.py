@@ -200,3 +200,24 @@ def test_library_lockout_counts_each_source_apart(stack: Any) -> None:
     assert auth.authenticate(login, password, "192.0.2.2") == login
     with pytest.raises(Unauthorized):  # from the cache now, and still locked for the first address
         auth.authenticate(login, password, "192.0.2.1")
+
+
+def _calls(dependant: Any) -> set[Any]:
+    """Every callable a route's dependency tree calls."""
+    return {dependant.call} | {c for d in dependant.dependencies for c in _calls(d)}
+
+
+def test_every_route_of_every_function_depends_on_the_caller() -> None:
+    """Auth reaches routes however an app adds them (decorators, titiler's factory, prefixed routers)."""
+    from fastapi.routing import APIRoute
+
+    from sputnik.api.common import caller
+    from sputnik.local.openapi import function_apps
+    from sputnik.local.template import Template
+    from tests.conftest import TEMPLATE
+
+    apps = function_apps(Template.load(TEMPLATE))
+    routes = {(name, r.path): r for name, app in apps.items() for r in app.routes if isinstance(r, APIRoute)}
+    assert len(routes) > 40 and ("CogFunction", "/cog/tiles/{z}/{x}/{y}") in routes
+    open_routes = sorted(key for key, route in routes.items() if caller not in _calls(route.dependant))
+    assert open_routes == []

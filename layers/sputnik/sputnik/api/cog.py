@@ -4,7 +4,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from rio_tiler.errors import RioTilerError
 
-from sputnik.api.common import caller, create_app, error_response
+from sputnik.api.common import add_routes, caller, create_app, error_response, prefixed_router
 from sputnik.tiles.errors import from_rio_tiler
 from sputnik.tiles.factory import CogFactory
 from sputnik.tiles.prefix import MountPrefixMiddleware
@@ -21,8 +21,11 @@ async def _rio_tiler_error(request: Request, exc: Exception) -> JSONResponse:
 def create_cog_app() -> FastAPI:
     """Build the /cog app: every contract path, Basic auth, the URL policy, pooled readers."""
     app = create_app("sputnik cog")
-    factory = CogFactory(router_prefix=PREFIX, caller_dependency=caller)
-    app.include_router(factory.router, prefix=PREFIX, tags=["Cloud Optimized GeoTIFF"])
+    # The router carries the prefix, so titiler's url_for needs no router_prefix; `name` prefixes
+    # the operation ids (cog.getTile, ...).
+    router = prefixed_router(app, PREFIX, ["Cloud Optimized GeoTIFF"])
+    factory = CogFactory(router=router, name="cog", caller_dependency=caller)
+    add_routes(app, factory.router)
     app.add_exception_handler(RioTilerError, _rio_tiler_error)
     app.add_middleware(MountPrefixMiddleware, mount=PREFIX)
     return app

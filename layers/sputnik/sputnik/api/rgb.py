@@ -2,19 +2,17 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Path, Query, Request
+from fastapi import FastAPI, Path, Query, Request
 from pydantic import BaseModel
 from starlette.responses import Response
 
 from sputnik import rgb
-from sputnik.api.common import Caller, create_app
+from sputnik.api.common import Caller, add_routes, create_app, prefixed_router
 from sputnik.tiles.caching import tile_response
 from sputnik.tiles.prefix import MountPrefixMiddleware
 from sputnik.tiles.urls import ProjectCheck
 
 PREFIX = "/rgb"
-
-router = APIRouter()
 
 
 class RgbList(BaseModel):
@@ -23,18 +21,11 @@ class RgbList(BaseModel):
     product_ids: list[str]
 
 
-@router.get("/list", response_model=RgbList, summary="RGB products of a project")
 def list_products(login: Caller, owns_project: ProjectCheck, project_id: Annotated[int, Query()]) -> RgbList:
     """List the RGB product ids of the caller's project (empty until a task made some)."""
     return RgbList(product_ids=rgb.list_rgb(login, project_id, owns_project))
 
 
-@router.get(
-    "/tile/{project_id}/{product_id}/{z}/{x}/{y}",
-    summary="Get tile",
-    response_class=Response,
-    responses={200: {"content": {"image/png": {}}, "description": "A 256x256 PNG tile."}},
-)
 def get_tile(
     request: Request,
     login: Caller,
@@ -54,6 +45,18 @@ def get_tile(
 def create_rgb_app() -> FastAPI:
     """Build the /rgb app."""
     app = create_app("sputnik rgb")
-    app.include_router(router, prefix=PREFIX, tags=["rgb"])
+    router = prefixed_router(app, PREFIX, ["rgb"])
+    router.add_api_route(
+        "/list", list_products, methods=["GET"], response_model=RgbList, summary="RGB products of a project"
+    )
+    router.add_api_route(
+        "/tile/{project_id}/{product_id}/{z}/{x}/{y}",
+        get_tile,
+        methods=["GET"],
+        summary="Get tile",
+        response_class=Response,
+        responses={200: {"content": {"image/png": {}}, "description": "A 256x256 PNG tile."}},
+    )
+    add_routes(app, router)
     app.add_middleware(MountPrefixMiddleware, mount=PREFIX)
     return app

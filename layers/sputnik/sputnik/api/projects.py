@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from sputnik import geo, projects
+from sputnik import projects
 from sputnik.api.common import Caller, create_app
 from sputnik.models import ProjectModel
 
@@ -81,6 +81,9 @@ def create_projects_app() -> FastAPI:
     @app.get("/project/info", summary="Project info", response_model=ProjectInfoRes)
     async def project_info(project_id: int, login: Caller) -> ProjectInfoRes:
         """Return one of the caller's projects."""
+        # Geometry (shapely, numpy) is imported by the routes using it (this, /project/new), not at init.
+        from sputnik import geo
+
         p = await run_in_threadpool(projects.get_project, login, project_id)
         return ProjectInfoRes(**_project(p), border_gj=geo.to_geojson(geo.from_wkt(p.border)))
 

@@ -4,8 +4,6 @@ import json
 import logging
 from typing import Any
 
-import boto3
-
 from sputnik.errors import InvalidInput
 from sputnik.models import ProcModel
 from sputnik.projects import get_project
@@ -45,6 +43,9 @@ def execution_input(proc: ProcModel) -> dict[str, Any]:
 
 def start_execution(proc: ProcModel) -> str:
     """Start the proc's execution, or find the one already started for it; its ARN."""
+    # boto3 (and s3transfer) only here, for /task/run: not in every cold start of TasksFunction.
+    import boto3
+
     sfn = boto3.client("stepfunctions")
     machine = get_task(str(proc.task)).machine_arn(get_settings())
     name = execution_name(int(proc.event_id))

@@ -150,6 +150,7 @@ def environment(template: Template, target: Target) -> dict[str, str]:
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_REGION": "us-east-1",
         "AWS_LAMBDA_FUNCTION_NAME": target.name,
+        "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001",
         "LAMBDA_TASK_ROOT": str(target.code),
     }
 

@@ -1,5 +1,8 @@
 """Lambda function for /cog: titiler's COG tiler behind sputnik's auth and URL policy."""
 
+from sputnik.coldstart import initialised  # first: init runs without the cyclic GC
+
+# isort: split
 from mangum import Mangum
 
 from sputnik.api.cog import create_cog_app
@@ -10,3 +13,4 @@ from sputnik.tiles.gdal import configure_gdal
 configure_gdal()
 app = create_cog_app()
 handler = observe(Mangum(app, lifespan="off"))
+initialised()

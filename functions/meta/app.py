@@ -1,5 +1,8 @@
 """MetaFunction: /meta/dates, /meta/list."""
 
+from sputnik.coldstart import initialised  # first: init runs without the cyclic GC
+
+# isort: split
 from mangum import Mangum
 
 from sputnik.api.meta import create_meta_app
@@ -7,3 +10,4 @@ from sputnik.observability import observe
 
 app = create_meta_app()
 handler = observe(Mangum(app, lifespan="off"))
+initialised()

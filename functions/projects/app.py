@@ -1,5 +1,8 @@
 """ProjectsFunction: /project/new, /project/list, /project/info."""
 
+from sputnik.coldstart import initialised  # first: init runs without the cyclic GC
+
+# isort: split
 from mangum import Mangum
 
 from sputnik.api.projects import create_projects_app
@@ -7,3 +10,4 @@ from sputnik.observability import observe
 
 app = create_projects_app()
 handler = observe(Mangum(app, lifespan="off"))
+initialised()

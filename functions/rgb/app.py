@@ -1,5 +1,8 @@
 """Lambda function for /rgb: a project's RGB products and their map tiles."""
 
+from sputnik.coldstart import initialised  # first: init runs without the cyclic GC
+
+# isort: split
 from mangum import Mangum
 
 from sputnik.api.rgb import create_rgb_app
@@ -10,3 +13,4 @@ from sputnik.tiles.gdal import configure_gdal
 configure_gdal()
 app = create_rgb_app()
 handler = observe(Mangum(app, lifespan="off"))
+initialised()

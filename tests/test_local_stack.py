@@ -152,7 +152,7 @@ def test_settings_defaults_are_the_local_stack_names() -> None:
     # One source of truth: what the CLI assumes locally is what the template yields.
     template = Template.load(TEMPLATE)
     env = template.function_environment("ProjectsFunction")
-    defaults = Settings.model_construct()
+    defaults = Settings()
     for key, value in env.items():
         if key.startswith("SPUTNIK_"):
             assert getattr(defaults, key.removeprefix("SPUTNIK_").lower()) == value

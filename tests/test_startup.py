@@ -94,7 +94,7 @@ def test_a_field_that_cannot_be_compared_safely_gets_its_own_adapter() -> None:
     assert fields[0]._type_adapter.validate_python([2, 2]) == {2}
 
 
-def test_models_build_at_first_use_and_fastapis_openapi_models_not_at_import() -> None:
+def test_fastapis_openapi_models_build_only_when_a_document_is_asked_for() -> None:
     """In a fresh interpreter, as a Lambda cold start: nothing builds FastAPI's OpenAPI models until asked."""
     code = (
         "import sputnik.api.meta as m; from fastapi.openapi.models import OpenAPI;"
@@ -104,14 +104,19 @@ def test_models_build_at_first_use_and_fastapis_openapi_models_not_at_import() -
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "True", "True"]
 
+
+def test_other_models_still_build_when_defined() -> None:
+    """Only FastAPI's are deferred: libraries' serializers may use their models' (geojson-pydantic's do)."""
+    from geojson_pydantic import Feature
+
     class Late(BaseModel):
         """A model defined after sputnik.api is imported."""
 
         a: int
 
-    assert not Late.__pydantic_complete__
-    assert Late(a="5").a == 5
-    assert Late.__pydantic_complete__
+    assert Late.__pydantic_complete__ and Feature.__pydantic_complete__
+    feature = Feature(type="Feature", geometry={"type": "Point", "coordinates": [1, 2]}, properties=None)
+    assert feature.model_dump(exclude_none=True)["geometry"] == {"type": "Point", "coordinates": (1.0, 2.0)}
 
 
 FUNCTION_APPS = sorted((REPO / "functions").glob("*/app.py"))

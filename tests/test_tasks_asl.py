@@ -96,7 +96,7 @@ def test_the_template_wires_each_tasks_machine(name: str) -> None:
     # What the tasks function is told is the machine the local stack made (and Settings defaults to).
     env = template.function_environment("TasksFunction")
     arn = env[f"SPUTNIK_{task.machine_setting.upper()}"]
-    assert arn == template.arn(task.machine) == task.machine_arn(Settings.model_construct())
+    assert arn == template.arn(task.machine) == task.machine_arn(Settings())
     # Each stage function of the machine may touch only what it needs: no function gets a wildcard.
     for logical in props["DefinitionSubstitutions"]:
         if logical.endswith("Function"):

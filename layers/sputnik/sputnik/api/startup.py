@@ -1,10 +1,11 @@
-"""Faster FastAPI cold starts: pydantic builds only what a request uses, and builds it once.
+"""Faster FastAPI cold starts: pydantic builds what a request uses, and builds it once.
 
 Most of an API function's cold init that is not imports is pydantic work FastAPI asks for
 (BENCHMARKS.md, Build):
-- every model class builds its validator when it is defined, FastAPI's own OpenAPI models
-  included, though a function never serves its OpenAPI document (RootFunction serves one made at
-  build time). pydantic's `defer_build` makes a model build at its first use instead;
+- FastAPI defines some 40 pydantic models for its OpenAPI document, each building its validator
+  at FastAPI's import, and a function never serves that document (RootFunction serves one made at
+  build time). They are defined with pydantic's `defer_build`, so they build if ever used. Only
+  they: libraries' own serializers may expect their models built (geojson-pydantic's do);
 - every route parameter gets a pydantic TypeAdapter of its own, though routes repeat the same
   parameters: the /cog app's 34 routes build 638 adapters for about 200 distinct fields. Equal
   fields share one adapter here (the key is the whole field; anything not safely comparable
@@ -15,21 +16,18 @@ The second reaches into FastAPI's `fastapi._compat.v2.ModelField`, whose `__post
 Imported by `sputnik.api`'s `__init__`, i.e. before any app module imports FastAPI.
 """
 
-import warnings
 from collections.abc import Hashable
 from typing import Any
 
 import pydantic
 from pydantic import TypeAdapter
-from pydantic.warnings import UnsupportedFieldAttributeWarning
 
-# Before FastAPI is imported: its models are defined at its import.
+# The models FastAPI defines at its import are deferred; models defined later build as usual.
 pydantic.BaseModel.model_config["defer_build"] = True
-# FastAPI silences this warning while it builds a parameter's adapter from the parameter's Field
-# (an `alias` there has no effect, by design); deferred, an adapter builds outside that, so here too.
-warnings.filterwarnings("ignore", category=UnsupportedFieldAttributeWarning)
-
-from fastapi._compat import v2  # noqa: E402  (after the line above, on purpose)
+try:
+    from fastapi._compat import v2
+finally:
+    del pydantic.BaseModel.model_config["defer_build"]
 
 build_adapter = v2.ModelField.__post_init__
 adapters: dict[Hashable, TypeAdapter[Any]] = {}

@@ -383,3 +383,45 @@ def test_warm_tiles_build_no_boto3_session(client: TestClient, monkeypatch: pyte
     assert client.get(f"/cog/tiles/{Z}/{X + 1}/{Y}.png?{TCI_QUERY}").status_code == 200
     assert client.get(f"/cog/tiles/{Z}/{X}/{Y}.png?{TCI_QUERY}&format=png&scale=2").status_code == 200
     assert built == []  # rasterio would build one (~15 ms) for every Env it enters
+
+
+def test_s3_failing_is_503_at_open_and_mid_tile_and_the_next_request_is_served(
+    tiles: Tiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """S3 answering SlowDown (after GDAL's own retries) is the storage's trouble, not a missing or
+    broken dataset: 503 with Retry-After, and nothing kept that spoils the next request."""
+    monkeypatch.setenv("GDAL_HTTP_RETRY_DELAY", "0.05")  # GDAL's retries still happen, only sooner
+    key = TCI_KEY.replace("2020/2/S2A_29RKH_20200219", "2020/3/S2A_29RKH_20200320")
+    boto3.client("s3").copy_object(Bucket=ARCHIVE, Key=key, CopySource={"Bucket": ARCHIVE, "Key": TCI_KEY})
+    query = f"url={quote(f's3://{ARCHIVE}/{key}', safe='')}"
+    tile = f"/cog/tiles/WebMercatorQuad/{Z}/{X}/{Y}.png?{query}"
+    busy = {"detail": "busy: try again shortly"}
+    with tiles.client("cog") as client:
+        with tiles.server.failing(lambda r: r[0] == "GET" and r[1].endswith(key)):
+            at_open = client.get(f"/cog/info?{query}")
+        assert at_open.status_code == 503 and at_open.json() == busy, at_open.text
+        assert client.get(f"/cog/info?{query}").status_code == 200  # the header is read and kept now
+        with tiles.server.failing(lambda r: r[0] == "GET" and r[1].endswith(key) and r[2] is not None):
+            mid_tile = client.get(tile)
+        assert mid_tile.status_code == 503 and mid_tile.json() == busy, mid_tile.text
+        assert mid_tile.headers["retry-after"] == "1"
+        again = client.get(tile)
+    assert again.status_code == 200 and again.headers["content-type"] == "image/png"
+    assert_same_pixels(again.content, expected_tile(f"s3://{ARCHIVE}/{key}", Z, X, Y))
+
+
+@pytest.mark.parametrize(
+    ("message", "troubled"),
+    [
+        ("HTTP error code: 503 - https://b.s3.amazonaws.com/k.tif. Retrying again in 0.5 secs", True),
+        ("HTTP error code: 429 - https://b.s3.amazonaws.com/k.tif. Retrying again in 0.5 secs", True),
+        ("HTTP response code on https://b.s3.amazonaws.com/k.tif: 500", True),
+        ("HTTP response code on https://b.s3.amazonaws.com/503/k.tif: 404", False),
+        ("HTTP response code on https://10.0.0.1:5003/k.tif: 403", False),
+        ("TIFFFillTile:Read error at row 0, col 0, tile 0; got 0 bytes, expected 30558", False),
+    ],
+)
+def test_only_gdals_retryable_http_answers_count_as_storage_trouble(message: str, troubled: bool) -> None:
+    from sputnik.tiles.gdal import STORAGE_TROUBLE
+
+    assert bool(STORAGE_TROUBLE.search(message)) is troubled

@@ -34,7 +34,7 @@ from rio_tiler.io import Reader
 from rio_tiler.models import ImageData
 
 from sputnik import auth
-from sputnik.local.stack import RecordedRequest
+from sputnik.local.stack import Fault, RecordedRequest
 from sputnik.local.stack import RecordingMotoServer as LocalRecordingMotoServer
 from sputnik.models import TABLES, ProductModel, ProjectModel, bind_tables
 from sputnik.settings import Settings, get_settings
@@ -51,6 +51,13 @@ TCI = f"s3://{ARCHIVE}/{TCI_KEY}"  # the real scene's TCI, as /cog's `url` names
 TCI_QUERY = f"url={quote(TCI, safe='')}"
 SYNTH_KEY = "synthetic/33/T/WN/2021/6/S2X_33TWN_20210629_0_L2A/TCI.tif"
 EVIL_KEY = "synthetic/evil/TCI.tif"  # a VRT in disguise, pointing at bob's product
+
+# S3's answer when a prefix gets more requests than it can take (a retry-later error).
+SLOW_DOWN: Fault = (
+    "503 Slow Down",
+    b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
+    b"<Message>Please reduce your request rate.</Message></Error>",
+)
 
 TABLE_SETTINGS = [f.name for f in dataclasses.fields(Settings) if f.name.endswith("_table")]
 
@@ -77,12 +84,25 @@ class RecordingMotoServer(LocalRecordingMotoServer):
     def __init__(self) -> None:
         self.requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
+        self._failing: Callable[[RecordedRequest], bool] | None = None
         super().__init__(self._append, "127.0.0.1", 0)  # port 0: the OS picks a free one
 
-    def _append(self, request: RecordedRequest) -> None:
-        """Keep one served request."""
+    def _append(self, request: RecordedRequest) -> Fault | None:
+        """Keep one served request; answer S3's 503 SlowDown instead while `failing` says so."""
         with self._lock:
             self.requests.append(request)
+            if self._failing is not None and self._failing(request):
+                return SLOW_DOWN
+        return None
+
+    @contextmanager
+    def failing(self, which: Callable[[RecordedRequest], bool]) -> Iterator[None]:
+        """Within the block, every request `which` picks gets S3's 503 SlowDown."""
+        self._failing = which
+        try:
+            yield
+        finally:
+            self._failing = None
 
     def gets(self, bucket: str, key: str) -> list[str | None]:
         """The Range headers of the GETs made so far for one object."""

@@ -21,5 +21,13 @@ class Forbidden(SputnikError):
     """The request names something sputnik never serves, such as a hostile URL (HTTP 403)."""
 
 
+class Unavailable(SputnikError):
+    """A service sputnik reads from is failing or throttling even after retries (HTTP 503, retry later)."""
+
+
+# What a 503 says: nothing was half-done, and the same request may succeed a moment later.
+BUSY = "busy: try again shortly"
+
+
 class InvalidItem(SputnikError):
     """An archive object is not a usable Sentinel-2 STAC item."""

@@ -10,7 +10,7 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from starlette.concurrency import run_in_threadpool
 
 from sputnik import auth
-from sputnik.errors import Forbidden, InvalidInput, NotFound, SputnikError, Unauthorized
+from sputnik.errors import BUSY, Forbidden, InvalidInput, NotFound, SputnikError, Unauthorized, Unavailable
 from sputnik.transient import is_transient
 
 log = logging.getLogger(__name__)
@@ -23,6 +23,7 @@ STATUS: dict[type[SputnikError], int] = {
     NotFound: 404,
     Unauthorized: 401,
     Forbidden: 403,
+    Unavailable: 503,
 }
 UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Basic realm="sputnik", charset="UTF-8"'}
 
@@ -45,7 +46,7 @@ Caller = Annotated[str, Depends(caller)]
 def error_response(exc: SputnikError) -> JSONResponse:
     """Turn a domain error into its JSON response (a 422 in FastAPI's validation-error shape)."""
     status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 400)
-    headers = UNAUTHORIZED_HEADERS if status == 401 else None
+    headers = UNAUTHORIZED_HEADERS if status == 401 else {"Retry-After": "1"} if status == 503 else None
     detail: object = str(exc)
     if status == 422:  # the OpenAPI schema of every 422 is HTTPValidationError: a list of errors
         detail = [{"type": "value_error", "loc": list(getattr(exc, "loc", ())), "msg": str(exc)}]
@@ -91,9 +92,7 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     if is_transient(exc):
         # Throttling that outlasted the SDK's retries: nothing was half-done, the client may retry.
         log.warning("AWS is busy on %s %s: %s", request.method, request.url.path, exc)
-        return JSONResponse(
-            {"detail": "busy: try again shortly"}, status_code=503, headers={"Retry-After": "1"}
-        )
+        return error_response(Unavailable(BUSY))
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return JSONResponse({"detail": "internal error"}, status_code=500)
 

@@ -333,12 +333,17 @@ def free_port() -> int:
 
 # One request the moto server served: method, path (no query string) and Range header, if any.
 RecordedRequest = tuple[str, str, str | None]
+# An answer served instead of moto's: HTTP status line and body (e.g. S3's 503 SlowDown), for fault tests.
+Fault = tuple[str, bytes]
 
 
 class RecordingMotoServer(ThreadedMotoServer):
-    """moto's threaded server, its WSGI app wrapped so that every request is handed to `record` first."""
+    """moto's threaded server, its WSGI app wrapped so that every request is handed to `record` first.
 
-    def __init__(self, record: Callable[[RecordedRequest], None], ip_address: str, port: int) -> None:
+    When `record` returns a Fault, that is the answer instead of moto's.
+    """
+
+    def __init__(self, record: Callable[[RecordedRequest], Fault | None], ip_address: str, port: int) -> None:
         super().__init__(ip_address=ip_address, port=port, verbose=False)
         self._record = record
 
@@ -348,7 +353,13 @@ class RecordingMotoServer(ThreadedMotoServer):
         record = self._record
 
         def recording(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-            record((environ["REQUEST_METHOD"], environ["PATH_INFO"], environ.get("HTTP_RANGE")))
+            fault = record((environ["REQUEST_METHOD"], environ["PATH_INFO"], environ.get("HTTP_RANGE")))
+            if fault is not None:
+                status, body = fault
+                start_response(
+                    status, [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))]
+                )
+                return [body]
             return app(environ, start_response)
 
         self._server = make_server(

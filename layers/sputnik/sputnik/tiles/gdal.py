@@ -14,11 +14,16 @@ Measured against the moto S3 server with the real TCI fixture (one GET = one ran
   which keeps VRT (or any other format GDAL would sniff from the bytes) from opening a user-named object.
 """
 
+import logging
 import os
-from collections.abc import MutableMapping
+import re
+import threading
+from collections.abc import Callable, Iterator, MutableMapping
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
+import rasterio.cache
 import rasterio.session
 from rasterio.session import DummySession
 
@@ -89,3 +94,55 @@ def configure_gdal(environ: MutableMapping[str, str] | None = None) -> dict[str,
         env["AWS_VIRTUAL_HOSTING"] = "FALSE"  # path-style: moto has no per-bucket host names
     keys = [*GDAL_DEFAULTS, "AWS_S3_ENDPOINT", "AWS_HTTPS", "AWS_VIRTUAL_HOSTING"]
     return {key: env[key] for key in keys if key in env}
+
+
+# GDAL's network reader warns before each retry, e.g. "HTTP error code: 503 - <url>. Retrying again
+# in 0.5 secs", and after the last one "HTTP response code on <url>: 503"; rasterio logs them (from
+# `rasterio._env` while opening, `rasterio._err` while reading). The read then fails with a message
+# about the file ("TIFFFillTile: Read error ... got 0 bytes"), the same as a truncated file gives:
+# only these warnings tell that the storage failed, not the file.
+STORAGE_TROUBLE = re.compile(r"HTTP error code: (429|5\d\d)\b|HTTP response code on \S+: (429|5\d\d)\b")
+
+
+class _StorageWatch(logging.Handler):
+    """Notes, for the thread that is reading, that GDAL saw the storage answer 429 or 5xx."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.reading = threading.local()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Mark this thread's read if the record is one of GDAL's retry warnings."""
+        if getattr(self.reading, "active", False) and STORAGE_TROUBLE.search(record.getMessage()):
+            self.reading.troubled = True
+
+
+_WATCH = _StorageWatch()
+_GDAL_LOG = logging.getLogger("rasterio")
+_GDAL_LOG.addHandler(_WATCH)
+if _GDAL_LOG.getEffectiveLevel() > logging.WARNING:
+    _GDAL_LOG.setLevel(logging.WARNING)
+
+
+@contextmanager
+def watching_storage(url: str | None) -> Iterator[Callable[[], bool]]:
+    """Within the block, the function given tells whether GDAL met a failing or throttling storage.
+
+    If it did, GDAL's cache of the object's responses is dropped at the end: GDAL would otherwise
+    remember a failed open as a missing object for the rest of the process's life.
+    """
+    reading = _WATCH.reading
+    outer = getattr(reading, "active", False)
+    if not outer:
+        reading.active, reading.troubled = True, False
+
+    def troubled() -> bool:
+        return bool(getattr(reading, "troubled", False))
+
+    try:
+        yield troubled
+    finally:
+        if not outer:
+            reading.active = False
+        if troubled() and url:
+            rasterio.cache.invalidate(url)

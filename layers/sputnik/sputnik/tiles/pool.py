@@ -9,8 +9,9 @@ import rasterio
 from rasterio.errors import RasterioIOError
 from rasterio.io import DatasetReader
 
-from sputnik.errors import NotFound
+from sputnik.errors import BUSY, NotFound, Unavailable
 from sputnik.tiles.errors import DatasetUnreadable
+from sputnik.tiles.gdal import watching_storage
 from sputnik.tiles.urls import DATASET_NOT_FOUND
 
 log = logging.getLogger(__name__)
@@ -63,14 +64,17 @@ class DatasetPool:
             dataset.close()
         if found is not None:
             return found
-        try:
-            # GTiff only: GDAL would otherwise pick a driver from the bytes (a VRT named .tif
-            # could point it at any file or URL).
-            dataset = rasterio.open(url, driver="GTiff")
-        except RasterioIOError as exc:
-            # Missing object, not a GeoTIFF, or storage unreachable: one answer that reveals nothing.
-            log.warning("cannot open %s: %s", url, exc)
-            raise NotFound(DATASET_NOT_FOUND) from exc
+        with watching_storage(url) as storage_failed:
+            try:
+                # GTiff only: GDAL would otherwise pick a driver from the bytes (a VRT named .tif
+                # could point it at any file or URL).
+                dataset = rasterio.open(url, driver="GTiff")
+            except RasterioIOError as exc:
+                log.warning("cannot open %s: %s", url, exc)
+                if storage_failed():  # S3 throttling or failing, even after GDAL's retries
+                    raise Unavailable(BUSY) from exc
+                # Missing object, not a GeoTIFF, or no access: one answer that reveals nothing.
+                raise NotFound(DATASET_NOT_FOUND) from exc
         try:
             check_declared_size(dataset)
         except DatasetUnreadable:

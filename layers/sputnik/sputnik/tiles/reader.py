@@ -28,8 +28,9 @@ from rio_tiler.models import ImageData, PointData
 from rio_tiler.types import BBox, Indexes
 from rio_tiler.utils import cast_to_sequence, output_size
 
-from sputnik.errors import NotFound
+from sputnik.errors import BUSY, NotFound, Unavailable
 from sputnik.tiles.errors import BODY, PATH, QUERY, DatasetUnreadable, InvalidParameter, ReadTooLarge
+from sputnik.tiles.gdal import watching_storage
 from sputnik.tiles.pool import POOL
 from sputnik.tiles.urls import DATASET_NOT_FOUND
 
@@ -326,13 +327,14 @@ class TileReader(Reader):
             raise InvalidParameter(PATH, "bbox", "the area does not transform to the output CRS")
         return out
 
-    @staticmethod
-    def _reading(read: Any, *args: Any, **kwargs: Any) -> Any:
-        """Run a rio-tiler read, turning GDAL's failure to decode the file into a short 422."""
-        try:
-            return read(*args, **kwargs)
-        except (RasterioError, CPLE_BaseError) as exc:
-            # Truncated or corrupt blocks; S3 failures keep GDAL's message (storage errors stay 5xx).
-            if "HTTP" in str(exc) or "curl" in str(exc).lower():
-                raise
-            raise DatasetUnreadable("it is damaged or truncated") from exc
+    def _reading(self, read: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run a rio-tiler read: a failing storage is 503, a file GDAL cannot decode a short 422."""
+        with watching_storage(self.input) as storage_failed:
+            try:
+                return read(*args, **kwargs)
+            except (RasterioError, CPLE_BaseError) as exc:
+                if storage_failed():
+                    raise Unavailable(BUSY) from exc
+                if "HTTP" in str(exc) or "curl" in str(exc).lower():
+                    raise  # a storage error that is not a retryable one stays a 5xx, logged whole
+                raise DatasetUnreadable("it is damaged or truncated") from exc

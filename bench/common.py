@@ -1,5 +1,6 @@
 """What the benchmarks share: a local stack, a user, call counting, percentiles."""
 
+import os
 import statistics
 from collections import Counter
 from collections.abc import Iterator
@@ -26,6 +27,8 @@ def running_stack(*, record_requests: bool = False) -> Iterator[tuple[LocalStack
     """
     from sputnik import auth
 
+    # No EMF metrics line per invocation in the benchmarks' output (`sputnik local` does the same).
+    os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
     with LocalStack(REPO / "template.yaml", aws_port=free_port(), record_requests=record_requests) as stack:
         front = Front(stack, port=free_port()).start()
         auth.add_user(LOGIN, PASSWORD)

@@ -5,11 +5,12 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sputnik import auth
+from sputnik import auth, cli
 
 
 def _sputnik(
@@ -141,3 +142,18 @@ def test_a_wrong_region_or_stack_says_in_one_line_what_to_set(
     assert "Traceback" not in result.stderr
     (line,) = result.stderr.strip().splitlines()
     assert expected in line and "set AWS_DEFAULT_REGION or --region" in line
+
+
+@pytest.mark.parametrize(("flags", "disabled"), [([], "true"), (["--metrics"], "false")])
+def test_local_prints_metrics_lines_only_when_asked(
+    monkeypatch: pytest.MonkeyPatch, flags: list[str], disabled: str
+) -> None:
+    """`sputnik local` turns Powertools' EMF lines off (they bury the logs on a laptop) unless --metrics."""
+    from sputnik.local import run
+
+    served: list[Path] = []
+    monkeypatch.setattr(run, "serve", lambda template, port, aws_port: served.append(template))
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+    assert cli.main(["local", "--template", "template.yaml", *flags]) == 0
+    assert served == [Path("template.yaml")]
+    assert os.environ["POWERTOOLS_METRICS_DISABLED"] == disabled

@@ -69,6 +69,7 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local]:
                 str(free_port()),
                 "--aws-port",
                 str(aws_port),
+                "--metrics",  # every invocation's metrics line in the output: the tests read them
             ],
             cwd=REPO,
             env=env,

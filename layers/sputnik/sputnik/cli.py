@@ -70,6 +70,9 @@ def cmd_local(args: argparse.Namespace) -> int:
     """Run the local stack in the foreground until Ctrl-C."""
     from sputnik.local.run import serve
 
+    # Every invocation prints an EMF metrics line, which on Lambda becomes CloudWatch metrics; on a
+    # laptop it only buries the logs. --metrics keeps them (Powertools reads this at each flush).
+    os.environ["POWERTOOLS_METRICS_DISABLED"] = "false" if args.metrics else "true"
     serve(Path(args.template), port=args.port, aws_port=args.aws_port)
     return 0
 
@@ -164,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
     local.add_argument("--aws-port", type=int, default=int(os.environ.get("AWS_PORT", 5000)))
     local.add_argument("--template", default="template.yaml")
+    local.add_argument(
+        "--metrics", action="store_true", help="print each invocation's EMF metrics line (off by default)"
+    )
     local.set_defaults(func=cmd_local)
 
     invoke = sub.add_parser(

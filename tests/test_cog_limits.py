@@ -151,7 +151,15 @@ def test_every_tile_matrix_set_bounds_zoom_column_and_row(client: TestClient, tm
     assert answer.status_code in (200, 404), answer.text
 
 
-@pytest.mark.parametrize("route", ["WebMercatorQuad/tilejson.json", "WGS1984Quad/WMTSCapabilities.xml"])
+@pytest.mark.parametrize(
+    "route",
+    [
+        "WebMercatorQuad/tilejson.json",
+        "WGS1984Quad/WMTSCapabilities.xml",
+        "tilejson.json",
+        "WMTSCapabilities.xml",
+    ],
+)
 @pytest.mark.parametrize(
     ("query", "name"),
     [("minzoom=25", "minzoom"), ("maxzoom=30", "maxzoom"), ("minzoom=9&maxzoom=8", "minzoom")],
@@ -160,6 +168,15 @@ def test_tilejson_and_wmts_templates_stay_inside_the_matrix(
     client: TestClient, route: str, query: str, name: str
 ) -> None:
     assert_names(client.get(f"/cog/{route}?{TCI_QUERY}&{query}"), 422, "query", name)
+
+
+def test_the_tms_less_forms_check_zooms_against_the_tile_matrix_set_they_are_given(
+    client: TestClient,
+) -> None:
+    """`?TileMatrixSetId=` names the set of `/tilejson.json`: zoom 20 is in WebMercatorQuad, not in LINZ's."""
+    linz = "TileMatrixSetId=LINZAntarticaMapTilegrid"
+    assert_names(client.get(f"/cog/tilejson.json?{TCI_QUERY}&{linz}&maxzoom=20"), 422, "query", "maxzoom")
+    assert client.get(f"/cog/tilejson.json?{TCI_QUERY}&maxzoom=20").status_code == 200
 
 
 @pytest.mark.parametrize("zxy", ["1/5/0", "9/0/512", "25/0/0"])

@@ -39,7 +39,6 @@ from sputnik.tiles.params import (
     algorithm_dependency,
     check_coordinates,
     check_tile,
-    check_zooms,
     colormap_dependency,
 )
 from sputnik.tiles.reader import TileReader
@@ -209,7 +208,6 @@ class CogFactory(TilerFactory):
             if tile_format:
                 route_params["format"] = tile_format.value
             tms = self.supported_tms.get(TileMatrixSetId)
-            check_zooms(tms, minzoom, maxzoom)
             tiles_url = self.url_for(request, "tile", **route_params) + _tile_query(request)
             with rasterio.Env(**env), self.reader(src_path, tms=tms, **reader_params.as_dict()) as src:
                 return {
@@ -267,7 +265,6 @@ class CogFactory(TilerFactory):
             }
             ogc = ["service", "request"]  # WMTS KVP leftovers: not tile parameters
             tms = self.supported_tms.get(TileMatrixSetId)
-            check_zooms(tms, minzoom, maxzoom)
             tiles_url = self.url_for(request, "tile", **route_params) + _tile_query(request, ogc)
             with rasterio.Env(**env), self.reader(src_path, tms=tms, **reader_params.as_dict()) as src:
                 bounds = src.get_geographic_bounds(WGS84_CRS)

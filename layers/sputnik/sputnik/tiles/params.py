@@ -198,12 +198,21 @@ def check_coordinates(request: Request) -> None:
 def _check_zoom_overrides(request: Request) -> None:
     """Refuse minzoom/maxzoom overrides beyond the route's tile matrix set, on every route that takes them.
 
-    A tile set's limits are computed per zoom: a maxzoom of 48709 overflows before any read.
+    The set is the path's, else the `TileMatrixSetId` query parameter of the contract's TMS-less
+    forms (`/tilejson.json`, `/WMTSCapabilities.xml`), else the default. A tile set's limits are
+    computed per zoom: a maxzoom of 48709 overflows before any read.
     """
-    tms_id = request.path_params.get("tileMatrixSetId") or request.path_params.get("TileMatrixSetId")
     zooms = {name: request.query_params.get(name) for name in ("minzoom", "maxzoom")}
-    if not tms_id or tms_id not in morecantile_tms.list() or not any(zooms.values()):
+    if not any(zooms.values()):
         return
+    tms_id = (
+        request.path_params.get("tileMatrixSetId")
+        or request.path_params.get("TileMatrixSetId")
+        or request.query_params.get("TileMatrixSetId")
+        or DEFAULT_TMS
+    )
+    if tms_id not in morecantile_tms.list():
+        return  # FastAPI's own validation names it
     try:
         minzoom, maxzoom = (int(z) if z else None for z in zooms.values())
     except ValueError:

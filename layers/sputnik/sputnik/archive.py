@@ -31,7 +31,8 @@ from shapely.geometry.polygon import orient
 
 from sputnik.errors import InvalidInput
 from sputnik.mgrs import normalize_tile, tile_utm_bounds
-from sputnik.stac import ARCHIVE_PREFIX, item_key, parse_day, parse_item, scene_prefix
+from sputnik.settings import ARCHIVE_PREFIX
+from sputnik.stac import item_key, parse_day, parse_item, scene_prefix
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]

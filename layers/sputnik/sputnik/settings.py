@@ -5,6 +5,9 @@ from dataclasses import dataclass, fields
 from functools import lru_cache
 
 PREFIX = "SPUTNIK_"
+# Where Sentinel-2 L2A scenes lie in an archive bucket (Earth Search's layout, which sputnik's own
+# archive keeps too); IAM grants the external archive only this prefix.
+ARCHIVE_PREFIX = "sentinel-s2-l2a-cogs"
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ from shapely.geometry.base import BaseGeometry
 from sputnik import geo
 from sputnik.errors import InvalidInput, InvalidItem
 from sputnik.mgrs import normalize_tile
+from sputnik.settings import ARCHIVE_PREFIX
 
-ARCHIVE_PREFIX = "sentinel-s2-l2a-cogs"
 # Real footprints have 5-30 vertices; a cap keeps a scene's records far below DynamoDB's item limit.
 MAX_FOOTPRINT_VERTICES = 2_000
 

@@ -9,12 +9,12 @@ import boto3
 from sputnik import ingest, stac
 from sputnik.errors import InvalidItem
 from sputnik.models import MetaModel, SceneModel
-from sputnik.settings import get_settings
+from sputnik.settings import ARCHIVE_PREFIX, get_settings
 from sputnik.tasks.failures import StageError
 
 log = logging.getLogger(__name__)
 
-_MONTH_PREFIX_RE = re.compile(rf"^{stac.ARCHIVE_PREFIX}/\d{{1,2}}/[C-X]/[A-Z]{{2}}/(\d{{4}})/(\d{{1,2}})/$")
+_MONTH_PREFIX_RE = re.compile(rf"^{ARCHIVE_PREFIX}/\d{{1,2}}/[C-X]/[A-Z]{{2}}/(\d{{4}})/(\d{{1,2}})/$")
 # The order of a pulled item: below any real S3 sequencer, so an event for the same item always wins
 # and a pull never overwrites what an event brought.
 PULL_ORDER = "s" + "0" * 32

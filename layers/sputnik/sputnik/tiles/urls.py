@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Query
 
 from sputnik.errors import Forbidden, NotFound
-from sputnik.settings import get_settings
+from sputnik.settings import ARCHIVE_PREFIX, get_settings
 from sputnik.tiles.gdal import ALLOWED_EXTENSIONS
 
 MAX_URL_LENGTH = 1024
@@ -56,11 +56,6 @@ def parse_s3_url(url: str) -> S3Object:
     return S3Object(bucket, key)
 
 
-# Where Sentinel-2 L2A scenes lie in an Earth Search archive; IAM grants the external archive only this.
-# (stac.ARCHIVE_PREFIX plus its slash: importing sputnik.stac would add shapely to the tiler's cold start.)
-ARCHIVE_PREFIX = "sentinel-s2-l2a-cogs/"
-
-
 def dataset_url(url: str, login: str, owns_project: ProjectLookup) -> str:
     """Return the URL GDAL may open for this caller, or raise Forbidden/NotFound before anything opens."""
     obj = parse_s3_url(url)
@@ -79,7 +74,7 @@ def dataset_url(url: str, login: str, owns_project: ProjectLookup) -> str:
     if obj.bucket == settings.archive_bucket:
         return obj.url
     # The external archive (e.g. the public sentinel-cogs) is read only where its scenes lie.
-    if obj.bucket in settings.archive_buckets and obj.key.startswith(ARCHIVE_PREFIX):
+    if obj.bucket in settings.archive_buckets and obj.key.startswith(f"{ARCHIVE_PREFIX}/"):
         return obj.url
     raise Forbidden(URL_REFUSED)
 

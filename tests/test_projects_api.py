@@ -281,3 +281,25 @@ def test_a_border_too_large_for_one_transaction_is_422_and_takes_no_id(
 def _project_model(new: projects.NewProject) -> ProjectModel:
     """The item a new project would be stored as."""
     return ProjectModel(0, login="x", name=new.name, border=geo.to_wkt(new.border), created="x")
+
+
+def test_borders_that_would_overflow_the_list_are_422_and_the_list_still_answers(api: httpx.Client) -> None:
+    """Lambda answers at most 6 MB: /project/list must hold every border, so creation stops short of that."""
+    ring = _detailed_ring(20_000, 18.0, 46.0, 0.15)
+    border = json.dumps({"type": "Polygon", "coordinates": [ring]})
+    created, refused = 0, None
+    for _ in range(8):  # 8 such borders are over 6 MB of WKT: the budget must stop them before
+        r = api.post("/project/new", json=project_body(border=border), timeout=120)
+        if r.status_code != 200:
+            refused = r
+            break
+        created += 1
+    assert refused is not None and refused.status_code == 422, refused and refused.text
+    assert "/project/list" in json.dumps(refused.json()["detail"])
+    listed = api.get("/project/list", timeout=60)
+    assert listed.status_code == 200 and len(listed.content) < 6_000_000
+    projects_listed = listed.json()["projects"]
+    assert len(projects_listed) == created >= 4
+    assert sum(len(p["border"]) for p in projects_listed) <= projects.LIST_BORDERS_BYTES
+    # A small border still fits beside them.
+    assert api.post("/project/new", json=project_body()).status_code == 200

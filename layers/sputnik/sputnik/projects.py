@@ -19,6 +19,10 @@ from sputnik.settings import get_settings
 MAX_NAME = 200
 # One TransactWriteItems holds at most 100 items: the project and up to 99 tile rows.
 MAX_TILES = 99
+# /project/list answers all of a user's projects, borders included, in one response, and Lambda
+# answers at most 6 MB: a user's borders together stay under this (a 20,000-vertex border of full
+# precision is about 0.8 MB of WKT), leaving room for two creations racing past the check.
+LIST_BORDERS_BYTES = 4_000_000
 # Project ids are DynamoDB numbers from a counter: anything outside this range cannot exist.
 MAX_PROJECT_ID = 2**53
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
@@ -79,6 +83,7 @@ def create_project(login: str, new: NewProject) -> ProjectModel:
     from sputnik import geo, mgrs
 
     border = geo.to_wkt(new.border)
+    _check_listable(login, border)
     project = ProjectModel(
         0,
         login=login,
@@ -118,6 +123,17 @@ def create_project(login: str, new: NewProject) -> ProjectModel:
         delete_project(project)
         raise
     return project
+
+
+def _check_listable(login: str, border: str) -> None:
+    """Refuse a border that would take the user's projects past what /project/list can answer at once."""
+    held = sum(len(p.border or "") for p in list_projects(login))
+    if held + len(border) > LIST_BORDERS_BYTES:
+        raise InvalidInput(
+            f"your projects' borders would total {(held + len(border)) / 1e6:.1f} MB of text, over the "
+            f"{LIST_BORDERS_BYTES / 1e6:.0f} MB that /project/list returns at once: simplify this border "
+            "(fewer vertices or fewer decimals)"
+        )
 
 
 def _check_fits(items: list[ProjectModel | ProjectTileModel]) -> None:

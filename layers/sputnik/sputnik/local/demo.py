@@ -103,8 +103,40 @@ def run_to_end(project_id: int, task: str, title: str, params: dict[str, Any]) -
 
 def load_rgb_product(stack: LocalStack, project_id: int, scene_id: str) -> str:
     """Make a scene's RGB product `{scene_id}-rgb` by running s2_load_data, and wait for it."""
-    run_to_end(project_id, "s2_load_data", "demo RGB product", {"scene_ids": [scene_id]})
+    proc = run_to_end(project_id, "s2_load_data", "demo RGB product", {"scene_ids": [scene_id]})
+    keep_map_results(stack, int(proc.event_id))
     return f"{scene_id}-rgb"
+
+
+def results_key(event_id: int) -> str:
+    """Where the demo keeps a copy of proc `event_id`'s Map run result manifest."""
+    return f"procs/results/demo-{event_id}/manifest.json"
+
+
+def keep_map_results(stack: LocalStack, event_id: int) -> str:
+    """Copy a proc's Map run result manifest to `results_key(event_id)`; that key.
+
+    Step Functions writes it under the Map run's random id; events/SummariseFunction's sample
+    names the fixed copy, so that `sputnik invoke` can run it on a plain `make run`.
+    """
+    s3, bucket = stack.client("s3"), get_settings().task_bucket
+
+    def read(key: str) -> Any:
+        return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+    # The run whose items are this proc's scenes (its item manifest, procs/{event_id}/scenes.json).
+    scenes = sorted(item["scene_id"] for item in read(f"procs/{event_id}/scenes.json"))
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="procs/results/")
+    for key in (o["Key"] for page in pages for o in page.get("Contents", [])):
+        if not key.endswith("/manifest.json") or key.startswith("procs/results/demo-"):
+            continue
+        files = read(key)["ResultFiles"].get("SUCCEEDED", [])
+        items = [json.loads(run["Input"]) for entry in files for run in read(entry["Key"])]
+        if sorted(item.get("scene_id", "") for item in items) == scenes:
+            copy = {"Bucket": bucket, "Key": key}
+            s3.copy_object(Bucket=bucket, Key=results_key(event_id), CopySource=copy)
+            return results_key(event_id)
+    raise RuntimeError(f"no Map run results of proc {event_id}")
 
 
 def load_meta_pull(stack: LocalStack, project_id: int) -> str:

@@ -149,12 +149,19 @@ def create_project(page: Page, name: str, border: str, start: str, end: str) -> 
 
 
 def wait_for_tiles(page: Page) -> None:
-    """Wait until the map has tiles and every one of them has loaded (or failed)."""
+    """Wait until every tile layer on the map has had all its tiles in view arrive (or fail).
+
+    Leaflet's `load` event, which the viewer marks on the layer's element; an image count alone
+    can pass while a slow layer has not yet added the rest of its tiles.
+    """
     page.wait_for_function(
         """() => {
+            const layers = [...document.querySelectorAll('.leaflet-tile-pane .leaflet-layer')];
             const tiles = [...document.querySelectorAll('.leaflet-tile-pane img')];
-            return tiles.length > 0 && tiles.every((img) => img.complete);
-        }"""
+            return layers.length > 0 && layers.every((layer) => layer.dataset.loaded === 'true')
+                && tiles.length > 0 && tiles.every((img) => img.complete);
+        }""",
+        timeout=PATIENCE_MS,
     )
     page.wait_for_timeout(300)  # a frame for the loaded tiles to be drawn
 

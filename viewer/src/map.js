@@ -59,7 +59,11 @@ export function showTiles(view, key, template, on, bounds) {
     maxNativeZoom: 16,
     attribution: COPERNICUS,
     bounds: bounds || undefined,
-  }).addTo(view.map);
+  });
+  // The layer's element says whether every tile in view has arrived: a state to wait on (the tests do).
+  layer.on("loading", () => layer.getContainer()?.removeAttribute("data-loaded"));
+  layer.on("load", () => layer.getContainer()?.setAttribute("data-loaded", "true"));
+  layer.addTo(view.map);
   view.images.set(key, layer);
   return layer;
 }

@@ -1,5 +1,6 @@
 """Open datasets kept across warm invocations, each checked by its declared size before anything is read."""
 
+import atexit
 import logging
 import threading
 import time
@@ -102,3 +103,6 @@ class DatasetPool:
 
 
 POOL = DatasetPool()
+# Close pooled datasets while Python is still whole: left to the interpreter's teardown, each one's
+# deallocation logs through modules already gone ("Error in sys.excepthook" at every exit).
+atexit.register(POOL.clear)

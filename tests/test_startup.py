@@ -3,6 +3,7 @@
 import ast
 import dataclasses
 import enum
+import inspect
 import os
 import subprocess
 import sys
@@ -151,3 +152,40 @@ def test_on_lambda_init_runs_no_collection_and_leaves_the_collector_on_and_init_
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     enabled, frozen, collections = out.stdout.split()
     assert enabled == "True" and frozen == "0" and int(collections) > 0
+
+
+def test_building_the_apps_imports_no_pydantic_v1_and_v1_models_are_still_refused() -> None:
+    """In a fresh interpreter no app loads pydantic.v1; once one does, FastAPI still refuses v1 models."""
+    code = """
+import sys, warnings
+from sputnik.api.cog import create_cog_app
+from sputnik.api.meta import create_meta_app
+create_cog_app(), create_meta_app()
+print('pydantic.v1' in sys.modules)
+warnings.simplefilter('ignore')
+from pydantic import v1
+from fastapi import FastAPI
+from fastapi.encoders import jsonable_encoder
+class Old(v1.BaseModel):
+    a: int
+try:
+    FastAPI().get('/old', response_model=Old)(lambda: None)
+except Exception as exc:
+    print(type(exc).__name__)
+try:
+    jsonable_encoder(Old(a=1))
+except Exception as exc:
+    print(type(exc).__name__)
+"""
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "PydanticV1NotSupportedError", "PydanticV1NotSupportedError"]
+
+
+def test_the_v1_checks_are_the_ones_fastapi_calls() -> None:
+    """The seam: FastAPI's encoder and field builder reach the v1 checks through these names."""
+    import fastapi.encoders
+    from fastapi._compat import shared
+
+    assert shared.is_pydantic_v1_model_class is startup.is_v1_model_class
+    assert fastapi.encoders.is_pydantic_v1_model_instance is startup.is_v1_model_instance
+    assert "is_pydantic_v1_model_class(" in inspect.getsource(shared.annotation_is_pydantic_v1)

@@ -9,13 +9,18 @@ Most of an API function's cold init that is not imports is pydantic work FastAPI
 - every route parameter gets a pydantic TypeAdapter of its own, though routes repeat the same
   parameters: the /cog app's 34 routes build 638 adapters for about 200 distinct fields. Equal
   fields share one adapter here (the key is the whole field; anything not safely comparable
-  builds its own).
+  builds its own);
+- to check that no route uses a pydantic v1 model, FastAPI imports `pydantic.v1` (some 40
+  modules). No object can be a v1 model unless that module was imported, so the check looks it up
+  among the loaded modules instead.
 
-The second reaches into FastAPI's `fastapi._compat.v2.ModelField`, whose `__post_init__` sets
-`_type_adapter` and nothing else; tests/test_startup.py fails if a FastAPI release changes that.
+The last two reach into FastAPI: `fastapi._compat.v2.ModelField`, whose `__post_init__` sets
+`_type_adapter` and nothing else, and the two v1 checks of `fastapi._compat.shared` (also bound in
+`fastapi.encoders`); tests/test_startup.py fails if a FastAPI release changes them.
 Imported by `sputnik.api`'s `__init__`, i.e. before any app module imports FastAPI.
 """
 
+import sys
 from collections.abc import Hashable
 from typing import Any
 
@@ -25,7 +30,9 @@ from pydantic import TypeAdapter
 # The models FastAPI defines at its import are deferred; models defined later build as usual.
 pydantic.BaseModel.model_config["defer_build"] = True
 try:
-    from fastapi._compat import v2
+    import fastapi._compat
+    import fastapi.encoders
+    from fastapi._compat import shared, v2
 finally:
     del pydantic.BaseModel.model_config["defer_build"]
 
@@ -65,3 +72,21 @@ def shared_adapter(field: v2.ModelField) -> None:
 
 
 v2.ModelField.__post_init__ = shared_adapter  # type: ignore[method-assign,assignment]
+
+
+def is_v1_model_class(cls: Any) -> bool:
+    """Whether a class is a pydantic v1 model: never, unless something imported pydantic.v1."""
+    v1 = sys.modules.get("pydantic.v1")
+    return v1 is not None and shared.lenient_issubclass(cls, v1.BaseModel)
+
+
+def is_v1_model_instance(obj: Any) -> bool:
+    """Whether an object is a pydantic v1 model: never, unless something imported pydantic.v1."""
+    v1 = sys.modules.get("pydantic.v1")
+    return v1 is not None and isinstance(obj, v1.BaseModel)
+
+
+shared.is_pydantic_v1_model_class = is_v1_model_class
+shared.is_pydantic_v1_model_instance = is_v1_model_instance
+fastapi._compat.is_pydantic_v1_model_instance = is_v1_model_instance
+fastapi.encoders.is_pydantic_v1_model_instance = is_v1_model_instance

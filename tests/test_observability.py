@@ -104,3 +104,20 @@ def test_a_call_without_a_lambda_context_runs_the_handler_alone(capfd: pytest.Ca
         "seen": {"n": 1},
     }
     assert "_aws" not in capfd.readouterr().out
+
+
+def test_with_metrics_disabled_nothing_is_printed_not_even_the_cold_start(
+    capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What `sputnik local` sets by default: no EMF line at all, the first invocation's ColdStart included."""
+    from aws_lambda_powertools.metrics.provider import cold_start
+
+    monkeypatch.setattr(cold_start, "is_cold_start", True)
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    result = {"ingested": 2}
+    assert observe(lambda event, context: result)({}, LambdaContext("observed-quiet")) == result
+    assert [line for line in json_lines(capfd.readouterr().out) if "_aws" in line] == []
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    monkeypatch.setattr(cold_start, "is_cold_start", True)
+    assert observe(lambda event, context: result)({}, LambdaContext("observed-loud")) == result
+    assert metrics_of(json_lines(capfd.readouterr().out), "observed-loud") == {"ColdStart": 1, "Ingested": 2}

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Tracer
@@ -56,7 +57,9 @@ def observe(handler: Handler) -> Handler:
         """The handler, with a metric set of its own (the local stack runs many invocations at once)."""
         metrics = EphemeralMetrics(namespace=NAMESPACE)
 
-        @metrics.log_metrics(capture_cold_start_metric=True)
+        # Powertools prints the ColdStart metric even with POWERTOOLS_METRICS_DISABLED (it is flushed
+        # on its own): asked only when metrics are on.
+        @metrics.log_metrics(capture_cold_start_metric=not is_metrics_disabled())
         def counted(event: dict[str, Any], context: Any) -> Any:
             metrics.add_dimension(name="function_name", value=str(getattr(context, "function_name", SERVICE)))
             result = handler(event, context)

@@ -1,6 +1,7 @@
 """/cog: every contract path, pixels equal to rio-tiler's, tilejson/WMTS links that work, caching, auth."""
 
 import json
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from morecantile import tms as tms_registry
 
+from sputnik.local.stack import RecordedRequest
 from sputnik.tiles.pool import POOL
 from tests.tiles_support import (
     ARCHIVE,
@@ -410,11 +412,38 @@ def test_s3_failing_is_503_at_open_and_mid_tile_and_the_next_request_is_served(
     assert_same_pixels(again.content, expected_tile(f"s3://{ARCHIVE}/{key}", Z, X, Y))
 
 
+def test_s3_hanging_under_a_tile_is_503_within_gdals_timeout(
+    tiles: Tiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A block read that gets no answer ends at GDAL_HTTP_TIMEOUT, and GDAL's retries of it say the
+    storage failed: 503, not 422 'damaged' nor a run into the function's timeout."""
+    monkeypatch.setenv("GDAL_HTTP_TIMEOUT", "1")  # deployed: 5 s
+    monkeypatch.setenv("GDAL_HTTP_RETRY_DELAY", "0.05")
+    key = TCI_KEY.replace("2020/2/S2A_29RKH_20200219", "2020/4/S2A_29RKH_20200420")
+    boto3.client("s3").copy_object(Bucket=ARCHIVE, Key=key, CopySource={"Bucket": ARCHIVE, "Key": TCI_KEY})
+    query = f"url={quote(f's3://{ARCHIVE}/{key}', safe='')}"
+    tile = f"/cog/tiles/WebMercatorQuad/12/1912/1750.png?{query}"  # inside one block of the TCI
+
+    def hang(request: RecordedRequest) -> bool:
+        if request[0] == "GET" and request[1].endswith(key) and request[2] is not None:
+            time.sleep(1.5)  # longer than GDAL waits
+        return False
+
+    with tiles.client("cog") as client:
+        assert client.get(f"/cog/info?{query}").status_code == 200
+        with tiles.server.failing(hang):
+            hung = client.get(tile)
+        assert hung.status_code == 503 and hung.json() == {"detail": "busy: try again shortly"}, hung.text
+        assert client.get(tile).status_code == 200
+
+
 @pytest.mark.parametrize(
     ("message", "troubled"),
     [
         ("HTTP error code: 503 - https://b.s3.amazonaws.com/k.tif. Retrying again in 0.5 secs", True),
         ("HTTP error code: 429 - https://b.s3.amazonaws.com/k.tif. Retrying again in 0.5 secs", True),
+        ("HTTP error code: 0 - https://b.s3.amazonaws.com/k.tif. Retrying again in 0.5 secs", True),
+        ("HTTP error code: 404 - https://b.s3.amazonaws.com/k.tif. Retrying again in 0.5 secs", False),
         ("HTTP response code on https://b.s3.amazonaws.com/k.tif: 500", True),
         ("HTTP response code on https://b.s3.amazonaws.com/503/k.tif: 404", False),
         ("HTTP response code on https://10.0.0.1:5003/k.tif: 403", False),

@@ -52,6 +52,10 @@ GDAL_DEFAULTS: dict[str, str] = {
     # whose four blocks all failed took 17 s to answer 503; with these, 4 s.
     "GDAL_HTTP_MAX_RETRY": "2",
     "GDAL_HTTP_RETRY_DELAY": "0.3",
+    # A connection that hangs would otherwise hold the request until the function's timeout (a
+    # 5xx from Lambda): a range read of a COG takes well under a second in S3's region.
+    "GDAL_HTTP_CONNECTTIMEOUT": "3",
+    "GDAL_HTTP_TIMEOUT": "5",
 }
 
 
@@ -99,11 +103,12 @@ def configure_gdal(environ: MutableMapping[str, str] | None = None) -> dict[str,
 
 
 # GDAL's network reader warns before each retry, e.g. "HTTP error code: 503 - <url>. Retrying again
-# in 0.5 secs", and after the last one "HTTP response code on <url>: 503"; rasterio logs them (from
-# `rasterio._env` while opening, `rasterio._err` while reading). The read then fails with a message
-# about the file ("TIFFFillTile: Read error ... got 0 bytes"), the same as a truncated file gives:
-# only these warnings tell that the storage failed, not the file.
-STORAGE_TROUBLE = re.compile(r"HTTP error code: (429|5\d\d)\b|HTTP response code on \S+: (429|5\d\d)\b")
+# in 0.5 secs" (code 0: no HTTP answer at all, such as a timeout), and after the last one "HTTP
+# response code on <url>: 503"; rasterio logs them (from `rasterio._env` while opening,
+# `rasterio._err` while reading). The read then fails with a message about the file ("TIFFFillTile:
+# Read error ... got 0 bytes"), the same as a truncated file gives: only these warnings tell that
+# the storage failed, not the file.
+STORAGE_TROUBLE = re.compile(r"HTTP error code: (0|429|5\d\d)\b|HTTP response code on \S+: (429|5\d\d)\b")
 
 
 class _StorageWatch(logging.Handler):

@@ -111,7 +111,7 @@ def own_work_ms(batch: list[tuple[str, bytes]], projects: int) -> float:
         scene = stac.parse_item(body)
         for row_ in rows:
             if ingest._matches(row_, scene):
-                ingest.meta_record(int(row_.project_id), scene, "s0")
+                ingest.meta_record(int(row_.project_id), scene, "s0", get_settings().archive_bucket)
     return (time.perf_counter() - t) * 1000 / len(batch)
 
 

@@ -647,3 +647,11 @@ def test_a_new_item_of_the_public_archive_announced_through_sns_is_ingested(
     assert SceneModel.get(item["id"]).item_key == key
     metas = api.get("/meta/list", params={"project_id": project, "date": "2021-08-13"}).json()["metas"]
     assert [m["scene_id"] for m in metas] == [item["id"]]
+    # Its TCI is read where the item lies, in the public archive (not the stack's own bucket).
+    assert metas[0]["tci_url"] == f"s3://{external}/{key.rsplit('/', 1)[0]}/TCI.tif"
+    assert SceneModel.get(item["id"]).archive_bucket == external
+    # A project made afterwards gets the catalogued scene by backfill, with the same TCI url.
+    later = new_project(api, box(15.2, 47.3, 15.8, 47.6), "2021-08-13", "2021-08-13")
+    stack.invoke(stack.function_for("IngestFunction"), {"backfill_project": later})
+    metas = api.get("/meta/list", params={"project_id": later, "date": "2021-08-13"}).json()["metas"]
+    assert [m["tci_url"] for m in metas] == [f"s3://{external}/{key.rsplit('/', 1)[0]}/TCI.tif"]

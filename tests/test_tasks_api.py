@@ -105,6 +105,7 @@ def test_task_routes_need_credentials(anon: httpx.Client) -> None:
         ({"task": "s2_load_meta", "title": "x" * 201}, "title"),
         ({"task": "s2_load_meta", "title": "t", "params": {"scene_ids": ["a"]}}, "scene_ids"),
         ({"task": "s2_load_meta", "title": "t", "params": [1, 2]}, "JSON object"),
+        ({"task": "s2_load_meta", "title": "t", "params": {"archive": "elsewhere"}}, "archive"),
         ({"task": "s2_load_data", "title": "t", "params": {"scenes": ["a"]}}, "scenes"),
         ({"task": "s2_load_data", "title": "t", "params": {"scene_ids": []}}, "scene_ids"),
         ({"task": "s2_load_data", "title": "t", "params": {"scene_ids": ["../etc"]}}, "scene_ids"),
@@ -300,3 +301,28 @@ def test_a_duplicate_start_runs_one_execution(
     assert first == second == third
     named = [e for e in executions(stack, "s2_load_meta") if e["name"] == f"event-{proc.event_id}"]
     assert len(named) == 1
+
+
+def test_s2_load_meta_lists_the_public_archive_when_asked(stack: LocalStack, api: httpx.Client) -> None:
+    """{"archive": "public"} pulls the scenes of the public archive (ExternalArchiveBucket), which only
+    announces new ones: the stack's own archive, listed by default, has none of these."""
+    tile, external = "32TNS", get_settings().external_archive_bucket
+    s3 = stack.client("s3")
+    if external not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
+        s3.create_bucket(Bucket=external)  # moto's stand-in for the public archive: no notifications
+    keys = [archive.write_scene(s3, external, tile, day, size=256) for day in DATES]
+    project_id = new_project(api, tile)
+
+    own = finished(api, project_id, run(api, "s2_load_meta", project_id))
+    assert own["result"] == "SUCCESS"
+    assert api.get("/meta/dates", params={"project_id": project_id}).json() == {"dates": []}
+
+    public = finished(api, project_id, run(api, "s2_load_meta", project_id, {"archive": "public"}))
+    assert public["result"] == "SUCCESS", public
+    assert api.get("/meta/dates", params={"project_id": project_id}).json()["dates"] == DATES
+    for day, key in zip(DATES, keys, strict=True):
+        metas = api.get("/meta/list", params={"project_id": project_id, "date": day}).json()["metas"]
+        assert [m["scene_id"] for m in metas] == [
+            stac.parse_item(s3.get_object(Bucket=external, Key=key)["Body"].read()).scene_id
+        ]
+        assert metas[0]["tci_url"].startswith(f"s3://{external}/")

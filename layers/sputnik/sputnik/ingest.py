@@ -95,7 +95,7 @@ def handle_event(event: dict[str, Any], s3_client: Any = None) -> dict[str, int]
             continue
         try:
             scene = read_scene(s3, created)
-            matched = ingest_scene(scene, created.key, created.order)
+            matched = ingest_scene(scene, created.key, created.order, created.bucket)
         except InvalidItem as exc:
             # A bad item never becomes good by retrying: log it and let the batch go on.
             log.error("bad STAC item %s: %s", created.key, exc)
@@ -141,7 +141,7 @@ def read_object(s3: Any, bucket: str, key: str) -> bytes:
     return bytes(obj["Body"].read())
 
 
-def ingest_scene(scene: stac.Scene, item_key: str, order: str) -> int | None:
+def ingest_scene(scene: stac.Scene, item_key: str, order: str, bucket: str) -> int | None:
     """Match a scene to projects and catalogue it; return the matches, or None for a stale event.
 
     The scene record and its meta records are written together in one transaction, so a meta
@@ -166,7 +166,7 @@ def ingest_scene(scene: stac.Scene, item_key: str, order: str) -> int | None:
     for row in ProjectTileModel.query(scene.tile):  # one Query: the projects that touch this tile
         now = _matches(row, scene)
         if now:
-            meta = meta_record(int(row.project_id), scene, order)
+            meta = meta_record(int(row.project_id), scene, order, bucket)
             writes.append(Write(meta, _not_newer(meta, order)))
             matched += 1
         if previous is not None and _matches(row, previous) and (not now or previous.date != scene.date):
@@ -174,7 +174,7 @@ def ingest_scene(scene: stac.Scene, item_key: str, order: str) -> int | None:
             writes.append(
                 Write(gone, MetaModel.project_id.does_not_exist() | (MetaModel.sequencer < order), True)
             )
-    record = scene_record(scene, item_key, order)
+    record = scene_record(scene, item_key, order, bucket)
     writes.append(Write(record, _not_newer(record, order)))
     for write in writes:
         if not write.delete and item_bytes(write.model) > ITEM_BYTES:
@@ -234,8 +234,8 @@ def _transact(writes: list[Write]) -> bool:
     raise AssertionError("unreachable")
 
 
-def scene_record(scene: stac.Scene, item_key: str, order: str) -> SceneModel:
-    """The catalogue record of a scene."""
+def scene_record(scene: stac.Scene, item_key: str, order: str, bucket: str) -> SceneModel:
+    """The catalogue record of a scene read from an archive bucket."""
     return SceneModel(
         scene.scene_id,
         tile=scene.tile,
@@ -249,6 +249,7 @@ def scene_record(scene: stac.Scene, item_key: str, order: str) -> SceneModel:
         epsg=scene.epsg,
         assets=dict(scene.assets),
         item_key=item_key,
+        archive_bucket=bucket,
         sequencer=order,
     )
 
@@ -262,7 +263,7 @@ def _matches(row: ProjectTileModel | ProjectModel, scene: stac.Scene) -> bool:
     return bool(geo.from_wkt(row.border).intersects(scene.footprint))
 
 
-def meta_record(project_id: int, scene: stac.Scene, order: str) -> MetaModel:
+def meta_record(project_id: int, scene: stac.Scene, order: str, bucket: str) -> MetaModel:
     """The meta record of a scene for one project, in the contract's terms."""
     minx, miny, maxx, maxy = scene.bbox
     return MetaModel(
@@ -278,15 +279,15 @@ def meta_record(project_id: int, scene: stac.Scene, order: str) -> MetaModel:
         yg1=maxy,
         border_gj=geo.to_geojson(scene.footprint),
         cloud_cover=scene.cloud_cover,
-        tci_url=tci_url(scene),
+        tci_url=tci_url(scene, bucket),
         sequencer=order,
     )
 
 
-def tci_url(scene: stac.Scene) -> str:
-    """The scene's TCI beside its item in the archive bucket: the URL /cog accepts for it."""
+def tci_url(scene: stac.Scene, bucket: str) -> str:
+    """The scene's TCI beside its item in the archive bucket it came from: the URL /cog accepts for it."""
     folder = stac.scene_prefix(scene.tile, scene.date, scene.scene_id)
-    return f"s3://{get_settings().archive_bucket}/{folder}TCI.tif"
+    return f"s3://{bucket}/{folder}TCI.tif"
 
 
 def _not_newer(model: SceneModel | MetaModel, order: str) -> Any:
@@ -296,9 +297,9 @@ def _not_newer(model: SceneModel | MetaModel, order: str) -> Any:
     return MetaModel.project_id.does_not_exist() | (MetaModel.sequencer <= order)
 
 
-def write_meta(project_id: int, scene: stac.Scene, order: str) -> None:
+def write_meta(project_id: int, scene: stac.Scene, order: str, bucket: str) -> None:
     """Write one project's meta record of a scene unless a newer one is stored."""
-    record = meta_record(project_id, scene, order)
+    record = meta_record(project_id, scene, order, bucket)
     try:
         record.save(condition=_not_newer(record, order))
     except PutError as exc:
@@ -345,7 +346,9 @@ def backfill_project(project_id: int) -> int:
     for record in catalogued_scenes(project.tiles, project.start_date, project.end_date):
         scene = scene_from_record(record)
         if _matches(project, scene):
-            write_meta(project_id, scene, record.sequencer)
+            # Records from before the bucket was kept came from the stack's own archive.
+            bucket = record.archive_bucket or get_settings().archive_bucket
+            write_meta(project_id, scene, record.sequencer, bucket)
             matched += 1
     log.info("project %s: %s catalogued scenes matched", project_id, matched)
     return matched

@@ -149,6 +149,8 @@ class SceneModel(Model):
     epsg = NumberAttribute(null=True)
     assets = MapAttribute[str, Any](default=dict)
     item_key = UnicodeAttribute()
+    # The archive bucket the item was read from (the stack's own, or the public one it follows).
+    archive_bucket = UnicodeAttribute(null=True)
     sequencer = UnicodeAttribute()
     by_tile = ScenesByTile()
 

@@ -2,7 +2,7 @@
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
@@ -13,10 +13,12 @@ MAX_SCENE_IDS = 500
 SceneId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")]
 
 
-class NoParams(BaseModel):
-    """Parameters of a task that takes none."""
+class LoadMetaParams(BaseModel):
+    """Parameters of s2_load_meta: which archive to list, the stack's own (the default) or the public one."""
 
     model_config = ConfigDict(extra="forbid")
+
+    archive: Literal["stack", "public"] | None = None
 
 
 class LoadDataParams(BaseModel):
@@ -71,8 +73,9 @@ TASKS: dict[str, Task] = {
         Task(
             name="s2_load_meta",
             descr="Load Sentinel-2 metadata: list the archive month by month over the project's tiles "
-            "and dates, and catalogue the scenes that cover the project",
-            params=NoParams,
+            "and dates, and catalogue the scenes that cover the project "
+            '(params: {"archive": "public"} lists the public archive instead of the stack\'s own)',
+            params=LoadMetaParams,
             machine_setting="s2_load_meta_machine",
             machine="S2LoadMetaMachine",
             scripts=("plan_months", "scan_months", "summarise"),

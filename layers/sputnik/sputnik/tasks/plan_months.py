@@ -7,6 +7,7 @@ from pynamodb.exceptions import DoesNotExist
 
 from sputnik import stac
 from sputnik.models import ProjectModel
+from sputnik.settings import get_settings
 from sputnik.tasks import procs
 from sputnik.tasks.failures import StageError
 from sputnik.tasks.manifests import write_manifest
@@ -43,15 +44,26 @@ def month_prefixes(project: ProjectModel, today: date) -> list[str]:
     ]
 
 
+def archive_bucket(params: dict[str, Any]) -> str:
+    """The bucket the task lists: the stack's own archive, or with {"archive": "public"} the public one."""
+    settings = get_settings()
+    if (params or {}).get("archive") != "public":
+        return settings.archive_bucket
+    if not settings.external_archive_bucket:
+        raise StageError("no public archive is set for this stack (template parameter ExternalArchiveBucket)")
+    return settings.external_archive_bucket
+
+
 def run(event: dict[str, Any]) -> dict[str, Any]:
-    """Plan the scan: write the manifest of tile-month prefixes; where it is."""
+    """Plan the scan: write the manifest of tile-month prefixes (and the bucket to list); where it is."""
     ref = procs.ProcRef.of(event)
     procs.script_started(ref, TASK, SCRIPT)
     try:
         project = ProjectModel.get(ref.project_id)
     except DoesNotExist as exc:
         raise StageError(f"project {ref.project_id} no longer exists") from exc
+    bucket = archive_bucket(event.get("params") or {})
     prefixes = month_prefixes(project, datetime.now(UTC).date())
-    manifest = write_manifest(ref.event_id, "months", [{"prefix": p} for p in prefixes])
+    manifest = write_manifest(ref.event_id, "months", [{"prefix": p, "bucket": bucket} for p in prefixes])
     procs.script_done(ref, TASK, SCRIPT)
     return manifest

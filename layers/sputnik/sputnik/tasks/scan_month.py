@@ -37,8 +37,11 @@ def run(event: dict[str, Any]) -> dict[str, Any]:
     m = _MONTH_PREFIX_RE.match(prefix)
     if m is None:
         raise StageError(f"not a tile-month prefix of the archive: {prefix!r}")
+    # The bucket plan_months chose; only an archive the stack reads (its own, or the public one).
+    bucket = str((event.get("item") or {}).get("bucket") or get_settings().archive_bucket)
+    if bucket not in get_settings().archive_buckets:
+        raise StageError(f"not an archive bucket of this stack: {bucket!r}")
     s3 = boto3.client("s3")
-    bucket = get_settings().archive_bucket
     folders, list_calls = list_scene_folders(s3, bucket, prefix)
     scene_ids = {folder: folder.rstrip("/").rsplit("/", 1)[-1] for folder in folders}
     # One BatchGetItem per 100 scenes: what is catalogued already came by event (or an earlier pull).
@@ -59,7 +62,7 @@ def run(event: dict[str, Any]) -> dict[str, Any]:
             continue
         finally:
             read += 1
-        if ingest.ingest_scene(scene, key, PULL_ORDER) is not None:
+        if ingest.ingest_scene(scene, key, PULL_ORDER, bucket) is not None:
             new += 1
     year, month = int(m.group(1)), int(m.group(2))
     month_start = f"{year:04d}-{month:02d}-01"

@@ -24,6 +24,7 @@ from tests.tiles_support import (
     TCI_PRODUCT,
     TCI_QUERY,
     Tiles,
+    rgb_client_fixture,  # noqa: F401 (registers the `rgb_client` fixture here)
     tiles_fixture,  # noqa: F401 (registers the `tiles` fixture here)
 )
 
@@ -119,13 +120,6 @@ ROUTES = [
 def client(tiles: Tiles) -> Iterator[TestClient]:
     """A client of the cog function's app, logged in as alice."""
     with tiles.client("cog") as test_client:
-        yield test_client
-
-
-@pytest.fixture(scope="module")
-def rgb_client(tiles: Tiles) -> Iterator[TestClient]:
-    """A client of the rgb function's app, logged in as alice."""
-    with tiles.client("rgb") as test_client:
         yield test_client
 
 

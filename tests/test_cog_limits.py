@@ -33,6 +33,7 @@ from tests.tiles_support import (
     Tiles,
     decode_png,
     expected_tile,
+    rgb_client_fixture,  # noqa: F401 (registers the `rgb_client` fixture here)
     tiles_fixture,  # noqa: F401 (registers the `tiles` fixture here)
 )
 
@@ -88,13 +89,6 @@ def client(tiles: Tiles) -> Iterator[TestClient]:
             write_tiff(path, size, **options)
             s3.upload_file(str(path), ARCHIVE, key)
     with tiles.client("cog") as test_client:
-        yield test_client
-
-
-@pytest.fixture(scope="module")
-def rgb_client(tiles: Tiles) -> Iterator[TestClient]:
-    """A client of the rgb function's app, logged in as alice."""
-    with tiles.client("rgb") as test_client:
         yield test_client
 
 

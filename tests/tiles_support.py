@@ -273,6 +273,13 @@ def tiles_fixture(fixtures_dir: Path) -> Iterator[Tiles]:
         bind_tables()
 
 
+@pytest.fixture(scope="module", name="rgb_client")
+def rgb_client_fixture(tiles: Tiles) -> Iterator[TestClient]:
+    """A client of the rgb function's app, logged in as alice."""
+    with tiles.client("rgb") as test_client:
+        yield test_client
+
+
 def basic(credentials: tuple[str, str]) -> str:
     """An Authorization header value for HTTP Basic."""
     return "Basic " + base64.b64encode(f"{credentials[0]}:{credentials[1]}".encode()).decode()

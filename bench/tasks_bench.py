@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 from pyproj import Transformer
 from shapely.geometry import MultiPolygon, box, mapping
+from shapely.geometry.base import BaseGeometry
 
 from bench.common import LOGIN, PASSWORD, row, running_stack
 from sputnik import archive, mgrs, stac
@@ -111,20 +112,20 @@ def handler_seconds(stack: LocalStack, logical_id: str) -> Iterator[list[float]]
         function.invoke = original
 
 
+def new_project(client: httpx.Client, name: str, start: str, end: str, border: BaseGeometry) -> int:
+    """Create a project through the API; its id."""
+    body = {"name": name, "start_date": start, "end_date": end, "border": json.dumps(mapping(border))}
+    answer = client.post("/project/new", json=body)
+    assert answer.status_code == 200, answer.text
+    return int(answer.json()["project_id"])
+
+
 def bench_meta(stack: LocalStack, client: httpx.Client) -> dict[str, float]:
     """s2_load_meta over 20 tiles x 24 months of unannounced scenes, then again with all known."""
     tiles = meta_tiles()
     bucket = get_settings().archive_bucket
     border = MultiPolygon([square(*tile_centre(t), 0.05) for t in tiles])
-    project_id = client.post(
-        "/project/new",
-        json={
-            "name": "meta bench",
-            "start_date": "2020-01-01",
-            "end_date": "2021-12-31",
-            "border": json.dumps(mapping(border)),
-        },
-    ).json()["project_id"]
+    project_id = new_project(client, "meta bench", "2020-01-01", "2021-12-31", border)
     with archive_without_events(stack) as s3:
         for tile in tiles:
             template = archive.render_scene(bucket, tile, "2020-01-15", size=16).item
@@ -154,15 +155,7 @@ def bench_data(stack: LocalStack, client: httpx.Client) -> dict[str, float]:
     """s2_load_data over 1 scene, then over 10, of a border covering a fifth of the tile."""
     bucket = get_settings().archive_bucket
     border = square(*tile_centre(DATA_TILE), 0.25)
-    project_id = client.post(
-        "/project/new",
-        json={
-            "name": "data bench",
-            "start_date": "2021-06-01",
-            "end_date": "2021-07-31",
-            "border": json.dumps(mapping(border)),
-        },
-    ).json()["project_id"]
+    project_id = new_project(client, "data bench", "2021-06-01", "2021-07-31", border)
     # The scenes arrive as they would on AWS: their events ingest them.
     s3 = stack.client("s3")
     for day in DATA_DATES:

@@ -47,7 +47,7 @@ def month_prefixes(project: ProjectModel, today: date) -> list[str]:
 def archive_bucket(params: dict[str, Any]) -> str:
     """The bucket the task lists: the stack's own archive, or with {"archive": "public"} the public one."""
     settings = get_settings()
-    if (params or {}).get("archive") != "public":
+    if params.get("archive") != "public":
         return settings.archive_bucket
     if not settings.external_archive_bucket:
         raise StageError("no public archive is set for this stack (template parameter ExternalArchiveBucket)")

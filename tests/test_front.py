@@ -278,3 +278,13 @@ def test_log_lines_carry_the_function_that_logged_them(
     )
     line = json.loads(powertools[0].format(outside))
     assert line["function_name"] == "local" and "function_arn" not in line
+
+
+def test_connections_send_without_nagle_delay(gate_front: Front) -> None:
+    """Every accepted connection has TCP_NODELAY: with Nagle, most answers wait 40 ms for an ACK."""
+    host, port = gate_front.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as conn:
+        conn.sendall(b"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert conn.recv(65536).startswith(b"HTTP/1.1 404")
+        served = [c.transport.get_extra_info("socket") for c in gate_front.server.server_state.connections]
+        assert served and all(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) for s in served)

@@ -79,10 +79,11 @@ class DynamoCalls:
 
     def __init__(self) -> None:
         self.ops: list[str] = []
+        self.tables: list[str] = []
 
-    def count(self, op: str) -> int:
-        """How many times one operation was called."""
-        return self.ops.count(op)
+    def count(self, op: str, table: str | None = None) -> int:
+        """How many times one operation was called (on one table, if named)."""
+        return sum(o == op and table in (None, t) for o, t in zip(self.ops, self.tables, strict=True))
 
 
 @pytest.fixture(autouse=True)
@@ -94,6 +95,7 @@ def dynamo_calls(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     def recording(self: Any, operation_name: str, api_params: Any) -> Any:
         if self.meta.service_model.service_name == "dynamodb":
             calls.ops.append(operation_name)
+            calls.tables.append(str(api_params.get("TableName", "")))
         return original(self, operation_name, api_params)
 
     monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", recording)

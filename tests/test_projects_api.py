@@ -181,6 +181,29 @@ def test_another_users_project_is_404_like_an_unknown_one(api: httpx.Client, fro
     )
 
 
+def test_a_projects_owner_is_read_once_and_still_refuses_everyone_else(
+    api: httpx.Client, front: Any, dynamo_calls: Any
+) -> None:
+    """Reads that only check ownership (dates, procs, tiles) read the owner once per warm function."""
+    first = api.post("/project/new", json=project_body()).json()["project_id"]
+    # The next id, asked for before it exists: a miss must not be remembered.
+    assert api.get("/meta/dates", params={"project_id": first + 1}).status_code == 404
+    second = api.post("/project/new", json=project_body(name="second")).json()["project_id"]
+    assert second == first + 1
+    assert api.get("/meta/dates", params={"project_id": second}).json() == {"dates": []}
+
+    table = ProjectModel.Meta.table_name
+    before = dynamo_calls.count("GetItem", table)
+    for _ in range(3):
+        assert api.get("/meta/dates", params={"project_id": second}).status_code == 200
+        assert api.get("/proc/list", params={"project_id": second}).status_code == 200
+    assert dynamo_calls.count("GetItem", table) == before
+
+    with httpx.Client(base_url=front.url, auth=new_user("other")) as other:
+        for route in ("/meta/dates", "/proc/list"):
+            assert other.get(route, params={"project_id": second}).status_code == 404
+
+
 def test_fifty_parallel_creates_get_fifty_distinct_ids(api: httpx.Client, front: Any) -> None:
     def create(i: int) -> int:
         with httpx.Client(base_url=front.url, auth=api.auth, timeout=120) as client:

@@ -4,12 +4,12 @@ from typing import Any
 
 from sputnik.errors import InvalidInput
 from sputnik.models import MetaModel
-from sputnik.projects import get_project, parse_date
+from sputnik.projects import check_owner, parse_date
 
 
 def dates(login: str, project_id: int) -> list[str]:
     """Distinct dates with scenes for the caller's project, sorted."""
-    get_project(login, project_id)
+    check_owner(login, project_id)
     found = MetaModel.query(project_id, attributes_to_get=["date_scene"])
     # date_scene sorts by date, so the distinct dates come out sorted.
     return sorted({m.date_scene.split("#", 1)[0] for m in found})
@@ -20,7 +20,7 @@ def scenes(login: str, project_id: int, date: str) -> list[dict[str, Any]]:
     day = parse_date(date, "date")
     if day is None:
         raise InvalidInput("date must be a date as YYYY-MM-DD")
-    get_project(login, project_id)
+    check_owner(login, project_id)
     return [
         {
             "project_id": int(m.project_id),

@@ -1,5 +1,6 @@
 """Projects: create, list and read a user's projects; a border maps to the MGRS tiles it touches."""
 
+import functools
 import json
 import re
 import unicodedata
@@ -184,6 +185,27 @@ def get_project(login: str, project_id: int) -> ProjectModel:
     if project is None or project.login != login:
         raise NotFound(f"project {project_id} not found")
     return project
+
+
+def check_owner(login: str, project_id: int) -> None:
+    """Raise NotFound unless the project is the caller's; another user's project looks missing."""
+    if not 0 < project_id < MAX_PROJECT_ID:
+        raise NotFound(f"project {project_id} not found")
+    try:
+        owner = _owner(ProjectModel.Meta.table_name, ProjectModel.Meta.host, project_id)
+    except DoesNotExist:
+        owner = None
+    if owner != login:
+        raise NotFound(f"project {project_id} not found")
+
+
+# A project's owner never changes (no transfer, no delete, ids never reused), so a warm function reads
+# it once per project: a map tile then costs no project read. Missing projects are not kept (lru_cache
+# keeps no exceptions), so one created since is found. Keyed by table and endpoint for rebinding.
+@functools.lru_cache(maxsize=4096)
+def _owner(table: str, host: str | None, project_id: int) -> str:
+    """The login owning a project (its login attribute only, not the border)."""
+    return str(ProjectModel.get(project_id, attributes_to_get=["login"]).login)
 
 
 def list_projects(login: str) -> list[ProjectModel]:

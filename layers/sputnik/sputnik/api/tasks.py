@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from sputnik.api.common import Caller, create_app
 from sputnik.models import ProcModel
-from sputnik.projects import get_project
+from sputnik.projects import check_owner
 from sputnik.tasks import procs, runner
 from sputnik.tasks.catalogue import TASKS
 
@@ -104,7 +104,7 @@ def proc_res(proc: ProcModel) -> ProcRes:
 
 def list_procs(login: str, project_id: int) -> list[ProcRes]:
     """The caller's project's last procs, newest first (404 for anyone else's project)."""
-    get_project(login, project_id)
+    check_owner(login, project_id)
     return [proc_res(p) for p in procs.list_procs(project_id)]
 
 

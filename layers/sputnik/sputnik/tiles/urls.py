@@ -82,9 +82,9 @@ def dataset_url(url: str, login: str, owns_project: ProjectLookup) -> str:
 def project_lookup() -> ProjectLookup:
     """Dependency giving the function that raises NotFound unless a project is the caller's."""
     # Imported on first use: sputnik.projects brings the geometry stack, which only this needs.
-    from sputnik.projects import get_project
+    from sputnik.projects import check_owner
 
-    return get_project
+    return check_owner
 
 
 ProjectCheck = Annotated[ProjectLookup, Depends(project_lookup)]

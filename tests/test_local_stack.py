@@ -178,3 +178,54 @@ def test_request_log_records_s3_gets_with_their_range(stack: LocalStack) -> None
 
         get_settings.cache_clear()
         bind_tables()
+
+
+def test_moto_transactions_apply_whole_or_roll_back_whole(stack: LocalStack) -> None:
+    """The local stack's cheaper rollback keeps DynamoDB's all-or-nothing, Updates in place included."""
+    ddb = stack.client("dynamodb")
+    table = "transactions-test"
+    ddb.create_table(
+        TableName=table,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in ("pk", "sk")],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+    )
+
+    def key(sk: str) -> dict[str, Any]:
+        return {"pk": {"S": "p"}, "sk": {"S": sk}}
+
+    def rows() -> dict[str, str]:
+        found = ddb.query(
+            TableName=table, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "p"}}
+        )
+        return {i["sk"]["S"]: i["v"]["S"] for i in found["Items"]}
+
+    for sk in ("kept", "changed", "deleted"):
+        ddb.put_item(TableName=table, Item={**key(sk), "v": {"S": "before"}})
+    writes: list[dict[str, Any]] = [
+        {"Put": {"TableName": table, "Item": {**key("new"), "v": {"S": "after"}}}},
+        {"Put": {"TableName": table, "Item": {**key("kept"), "v": {"S": "after"}}}},
+        {
+            "Update": {
+                "TableName": table,
+                "Key": key("changed"),
+                "UpdateExpression": "SET v = :v",
+                "ExpressionAttributeValues": {":v": {"S": "after"}},
+            }
+        },
+        {"Delete": {"TableName": table, "Key": key("deleted")}},
+    ]
+    failing = {
+        "ConditionCheck": {
+            "TableName": table,
+            "Key": key("absent"),
+            "ConditionExpression": "attribute_exists(pk)",
+        }
+    }
+    with pytest.raises(ddb.exceptions.TransactionCanceledException):
+        ddb.transact_write_items(TransactItems=[*writes, failing])
+    assert rows() == {"kept": "before", "changed": "before", "deleted": "before"}
+
+    ddb.transact_write_items(TransactItems=writes)
+    assert rows() == {"new": "after", "kept": "after", "changed": "after"}
+    ddb.delete_table(TableName=table)

@@ -326,3 +326,23 @@ def test_borders_that_would_overflow_the_list_are_422_and_the_list_still_answers
     assert sum(len(p["border"]) for p in projects_listed) <= projects.LIST_BORDERS_BYTES
     # A small border still fits beside them.
     assert api.post("/project/new", json=project_body()).status_code == 200
+
+
+def test_creating_projects_builds_no_new_aws_client_each_time(
+    api: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its DynamoDB transaction and its backfill request reuse their clients: each new one costs ~50 ms."""
+    import botocore.session
+
+    made: list[str] = []
+    create_client = botocore.session.Session.create_client
+
+    def counting(self: Any, service_name: str, *args: Any, **kwargs: Any) -> Any:
+        made.append(service_name)
+        return create_client(self, service_name, *args, **kwargs)
+
+    assert api.post("/project/new", json=project_body(name="first")).status_code == 200
+    monkeypatch.setattr(botocore.session.Session, "create_client", counting)
+    for i in range(3):
+        assert api.post("/project/new", json=project_body(name=f"again {i}")).status_code == 200
+    assert made == []

@@ -9,13 +9,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
-import boto3
-from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
-from sputnik import geo, stac
+from sputnik import aws, geo, stac
 from sputnik.errors import InvalidItem
 from sputnik.models import (
     ITEM_BYTES,
@@ -25,6 +23,7 @@ from sputnik.models import (
     ProjectTileModel,
     SceneModel,
     item_bytes,
+    transaction_connection,
 )
 from sputnik.settings import get_settings
 
@@ -81,7 +80,7 @@ def object_events(event: dict[str, Any]) -> Iterator[ObjectEvent]:
 
 def handle_event(event: dict[str, Any], s3_client: Any = None) -> dict[str, int]:
     """Ingest every STAC item an event announces; bad objects are logged and skipped, never retried."""
-    s3 = s3_client or boto3.client("s3")
+    s3 = s3_client or aws.client("s3")
     buckets = get_settings().archive_buckets
     counts = {"ingested": 0, "skipped": 0, "stale": 0, "matched": 0}
     for created in object_events(event):
@@ -215,9 +214,7 @@ def _transact(writes: list[Write]) -> bool:
     """Run one transaction; False if a condition failed, retried when it met a concurrent one."""
     for attempt in range(CONFLICT_ATTEMPTS):
         try:
-            with TransactWrite(
-                connection=Connection(region=SceneModel.Meta.region, host=SceneModel.Meta.host)
-            ) as tx:
+            with TransactWrite(connection=transaction_connection()) as tx:
                 for write in writes:
                     if write.delete:
                         tx.delete(write.model, condition=write.condition)

@@ -1,5 +1,6 @@
 """DynamoDB tables as PynamoDB models; template.yaml declares them, `bind_tables` names them."""
 
+import functools
 import json
 import os
 import zlib
@@ -14,6 +15,7 @@ from pynamodb.attributes import (
     TTLAttribute,
     UnicodeAttribute,
 )
+from pynamodb.connection import Connection
 from pynamodb.constants import BINARY
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
@@ -245,6 +247,20 @@ def bind_tables(settings: Settings | None = None) -> None:
         model.Meta.host = host
         # PynamoDB caches a connection bound to the old name and host: drop it.
         model._connection = None
+
+
+def transaction_connection() -> Connection:
+    """The connection transactions use in this environment, made once per region and endpoint."""
+    meta = ProjectModel.Meta  # bind_tables sets region and host on every model alike
+    return _connection(getattr(meta, "region", None), getattr(meta, "host", None))
+
+
+# Making a botocore client loads and parses the service model: ~50 ms a time, as much as the
+# rest of an ingest. Models keep theirs; transactions take this one.
+@functools.lru_cache(maxsize=8)
+def _connection(region: str | None, host: str | None) -> Connection:
+    """One PynamoDB connection per region and endpoint."""
+    return Connection(region=region, host=host)
 
 
 bind_tables()

@@ -8,13 +8,20 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist
 from pynamodb.transactions import TransactWrite
 
+from sputnik import aws
 from sputnik.errors import InvalidInput, NotFound
 from sputnik.ids import next_id
-from sputnik.models import ITEM_BYTES, TRANSACTION_BYTES, ProjectModel, ProjectTileModel, item_bytes
+from sputnik.models import (
+    ITEM_BYTES,
+    TRANSACTION_BYTES,
+    ProjectModel,
+    ProjectTileModel,
+    item_bytes,
+    transaction_connection,
+)
 from sputnik.settings import get_settings
 
 MAX_NAME = 200
@@ -111,9 +118,7 @@ def create_project(login: str, new: NewProject) -> ProjectModel:
     for row in rows:
         row.project_id = project.project_id
     # All or nothing: a project never exists without its tile rows, nor rows without it.
-    with TransactWrite(
-        connection=Connection(region=ProjectModel.Meta.region, host=ProjectModel.Meta.host)
-    ) as tx:
+    with TransactWrite(connection=transaction_connection()) as tx:
         tx.save(project, condition=ProjectModel.project_id.does_not_exist())
         for row in rows:
             tx.save(row)
@@ -151,9 +156,7 @@ def _check_fits(items: list[ProjectModel | ProjectTileModel]) -> None:
 
 def delete_project(project: ProjectModel) -> None:
     """Remove a project and its tile rows in one transaction."""
-    with TransactWrite(
-        connection=Connection(region=ProjectModel.Meta.region, host=ProjectModel.Meta.host)
-    ) as tx:
+    with TransactWrite(connection=transaction_connection()) as tx:
         tx.delete(project)
         for tile in project.tiles:
             tx.delete(ProjectTileModel(tile, project.project_id))
@@ -165,9 +168,7 @@ def request_backfill(project_id: int) -> None:
     Asynchronous so the caller gets the id at once and Lambda retries a failed backfill itself;
     every write of the backfill is idempotent, and scenes arriving meanwhile are matched by ingest.
     """
-    import boto3  # here: the functions that only read projects never load it
-
-    boto3.client("lambda").invoke(
+    aws.client("lambda").invoke(
         FunctionName=get_settings().ingest_function,
         InvocationType="Event",
         Payload=json.dumps({"backfill_project": project_id}).encode(),

@@ -8,8 +8,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
-
+from sputnik import aws
 from sputnik.settings import get_settings
 
 
@@ -38,7 +37,7 @@ def write_manifest(event_id: int, name: str, items: list[dict[str, Any]]) -> dic
     """Store a proc's item list; where it is and how long it is."""
     bucket = get_settings().task_bucket
     key = f"{proc_prefix(event_id)}{name}.json"
-    boto3.client("s3").put_object(
+    aws.client("s3").put_object(
         Bucket=bucket, Key=key, Body=json.dumps(items).encode(), ContentType="application/json"
     )
     return {"bucket": bucket, "key": key, "count": len(items)}
@@ -61,7 +60,7 @@ def _parsed(value: Any) -> Any:
 
 def read_results(details: dict[str, Any]) -> Results:
     """Read the result files a ResultWriter manifest (`ResultWriterDetails`: Bucket, Key) lists."""
-    s3 = boto3.client("s3")
+    s3 = aws.client("s3")
     bucket = str(details["Bucket"])
     manifest = _read_json(s3, bucket, str(details["Key"]))
     results = Results()

@@ -24,7 +24,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import boto3
 import rasterio
 import rasterio.shutil
 import shapely
@@ -38,6 +37,7 @@ from rasterio.windows import Window
 from shapely.geometry import box, mapping, shape
 from shapely.geometry.base import BaseGeometry
 
+from sputnik import aws
 from sputnik.errors import SputnikError
 from sputnik.geo import from_wkt
 from sputnik.tiles.gdal import configure_gdal, gdal_env
@@ -217,7 +217,7 @@ def _publish(path: Path, destination: str) -> None:
         bucket, _, key = destination.removeprefix("s3://").partition("/")
         if not bucket or not key:
             raise ProductError("destination must be s3://bucket/key or a local path")
-        boto3.client("s3").upload_file(str(path), bucket, key, ExtraArgs={"ContentType": "image/tiff"})
+        aws.client("s3").upload_file(str(path), bucket, key, ExtraArgs={"ContentType": "image/tiff"})
         return
     target = Path(destination)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@ import json
 import logging
 from typing import Any
 
+from sputnik import aws
 from sputnik.errors import InvalidInput
 from sputnik.models import ProcModel
 from sputnik.projects import get_project
@@ -43,10 +44,8 @@ def execution_input(proc: ProcModel) -> dict[str, Any]:
 
 def start_execution(proc: ProcModel) -> str:
     """Start the proc's execution, or find the one already started for it; its ARN."""
-    # boto3 (and s3transfer) only here, for /task/run: not in every cold start of TasksFunction.
-    import boto3
-
-    sfn = boto3.client("stepfunctions")
+    # boto3 loads on this first call (aws.client), for /task/run: not in every cold start of TasksFunction.
+    sfn = aws.client("stepfunctions")
     machine = get_task(str(proc.task)).machine_arn(get_settings())
     name = execution_name(int(proc.event_id))
     try:

@@ -4,9 +4,7 @@ import logging
 import re
 from typing import Any
 
-import boto3
-
-from sputnik import ingest, stac
+from sputnik import aws, ingest, stac
 from sputnik.errors import InvalidItem
 from sputnik.models import MetaModel, SceneModel
 from sputnik.settings import ARCHIVE_PREFIX, get_settings
@@ -41,7 +39,7 @@ def run(event: dict[str, Any]) -> dict[str, Any]:
     bucket = str((event.get("item") or {}).get("bucket") or get_settings().archive_bucket)
     if bucket not in get_settings().archive_buckets:
         raise StageError(f"not an archive bucket of this stack: {bucket!r}")
-    s3 = boto3.client("s3")
+    s3 = aws.client("s3")
     folders, list_calls = list_scene_folders(s3, bucket, prefix)
     scene_ids = {folder: folder.rstrip("/").rsplit("/", 1)[-1] for folder in folders}
     # One BatchGetItem per 100 scenes: what is catalogued already came by event (or an earlier pull).

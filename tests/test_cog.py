@@ -437,6 +437,31 @@ def test_s3_hanging_under_a_tile_is_503_within_gdals_timeout(
         assert client.get(tile).status_code == 200
 
 
+def test_a_product_build_waits_out_reads_slower_than_a_tile_would(
+    tiles: Tiles, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """Builds are batch work: a read past the tiles' GDAL_HTTP_TIMEOUT (ten builds at once on one
+    store) is waited for, not failed after the tiles' retries."""
+    from sputnik.tasks.rgb_product import build_rgb_product
+
+    monkeypatch.setenv("GDAL_HTTP_TIMEOUT", "1")  # what the tiles wait here (deployed: 5 s)
+    monkeypatch.setenv("GDAL_HTTP_RETRY_DELAY", "0.05")
+    key = TCI_KEY.replace("2020/2/S2A_29RKH_20200219", "2020/5/S2A_29RKH_20200520")
+    boto3.client("s3").copy_object(Bucket=ARCHIVE, Key=key, CopySource={"Bucket": ARCHIVE, "Key": TCI_KEY})
+    slow = iter(range(3))
+
+    def hang(request: RecordedRequest) -> bool:
+        if request[0] == "GET" and request[1].endswith(key) and next(slow, None) is not None:
+            time.sleep(1.5)  # longer than a tile waits
+        return False
+
+    border = "POLYGON ((-11.5 24.7, -11.3 24.7, -11.3 24.9, -11.5 24.9, -11.5 24.7))"
+    with tiles.server.failing(hang):
+        made = build_rgb_product(f"s3://{ARCHIVE}/{key}", border, str(tmp_path / "product.tif"))
+    assert next(slow, None) is None  # the three slow reads happened
+    assert made.width > 0 and made.height > 0 and made.bytes_written > 0
+
+
 @pytest.mark.parametrize(
     ("message", "troubled"),
     [

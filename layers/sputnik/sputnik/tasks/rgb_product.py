@@ -64,7 +64,14 @@ CREATION_OPTIONS = {
 }
 # Decode the source's blocks on every core; the block cache is a bound on memory (bytes, see
 # sputnik.tiles.gdal on GDAL_CACHEMAX through rasterio.Env).
-PRODUCT_GDAL_OPTIONS = {"GDAL_NUM_THREADS": "ALL_CPUS", "GDAL_CACHEMAX": 256 * 1024 * 1024}
+PRODUCT_GDAL_OPTIONS = {
+    "GDAL_NUM_THREADS": "ALL_CPUS",
+    "GDAL_CACHEMAX": 256 * 1024 * 1024,
+    # A build is batch work with minutes to run, not a tile with API Gateway's 29 s: a slow read
+    # (ten builds at once on one store) waits longer and is retried more before a scene fails.
+    "GDAL_HTTP_TIMEOUT": "30",
+    "GDAL_HTTP_MAX_RETRY": "4",
+}
 
 
 # GDAL's own messages name the URL or path: the error a proc shows must not.

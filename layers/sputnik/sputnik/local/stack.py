@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import contextvars
+import copy
 import importlib.util
 import inspect
 import io
@@ -293,8 +294,6 @@ def cheap_moto_transactions() -> None:
 
 def _replace_item(snapshot: Any, table: Table, item: Any) -> None:
     """Put a deep copy of `item` in its place in a snapshot of `table`."""
-    import copy
-
     hash_key = item.hash_key
     if table.has_range_key:
         snapshot[hash_key][item.range_key] = copy.deepcopy(item)

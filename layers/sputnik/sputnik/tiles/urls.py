@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Query
 
 from sputnik.errors import Forbidden, NotFound
+from sputnik.projects import check_owner
 from sputnik.settings import ARCHIVE_PREFIX, get_settings
 from sputnik.tiles.gdal import ALLOWED_EXTENSIONS
 
@@ -81,9 +82,6 @@ def dataset_url(url: str, login: str, owns_project: ProjectLookup) -> str:
 
 def project_lookup() -> ProjectLookup:
     """Dependency giving the function that raises NotFound unless a project is the caller's."""
-    # Imported on first use: sputnik.projects brings the geometry stack, which only this needs.
-    from sputnik.projects import check_owner
-
     return check_owner
 
 

@@ -63,7 +63,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy layers/sputnik/sputnik
+	$(BIN)/mypy layers/sputnik/sputnik tools/sputnik_tools
 	@for f in functions/*/app.py; do $(BIN)/mypy --no-error-summary $$f || exit 1; done
 	$(BIN)/mypy infra
 
@@ -103,7 +103,7 @@ $(VIEWER)/node_modules/.package-lock.json: $(VIEWER)/package-lock.json
 
 bundle: node-deps $(STAMP)
 	cd $(VIEWER) && npm run --silent build -- ../$(BUNDLE)
-	$(BIN)/python -m sputnik.local.openapi template.yaml $(BUNDLE)/openapi.json
+	$(BIN)/python -m sputnik_tools.openapi template.yaml $(BUNDLE)/openapi.json
 
 # The browser tests drive Debian's chromium (never a browser that Playwright downloads).
 chromium:

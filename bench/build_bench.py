@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.common import FIXTURES, REPO
-from sputnik.local.template import Template
+from sputnik_tools.template import Template
 
 BUILD = REPO / ".aws-sam" / "build"
 RUNTIME = REPO / ".aws-sam" / "runtime"

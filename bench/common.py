@@ -11,8 +11,8 @@ from typing import Any
 import botocore.client
 import httpx
 
-from sputnik.local.front import Front
-from sputnik.local.stack import LocalStack, free_port
+from sputnik_tools.local.front import Front
+from sputnik_tools.local.stack import LocalStack, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"

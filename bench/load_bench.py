@@ -17,7 +17,7 @@ import httpx
 import morecantile
 
 from bench.common import FIXTURES, LOGIN, PASSWORD, percentile, row, running_stack
-from sputnik.local.stack import LocalStack
+from sputnik_tools.local.stack import LocalStack
 
 SCENE = FIXTURES / "sentinel-cogs/sentinel-s2-l2a-cogs/29/R/KH/2020/2/S2A_29RKH_20200219_0_L2A"
 BORDER = {"type": "Polygon", "coordinates": [[[-11.6, 24.6], [-11.2, 24.6], [-11.2, 25], [-11.6, 24.6]]]}
@@ -35,9 +35,9 @@ def rss_mb(field: str = "VmRSS") -> float:
 
 def setup(stack: LocalStack, client: httpx.Client) -> list[str]:
     """The real scene in the archive, a project over it with its RGB product; the request mix."""
-    from sputnik.archive import upload_fixture_scene
-    from sputnik.local.demo import load_rgb_product
     from sputnik.settings import get_settings
+    from sputnik_tools.archive import upload_fixture_scene
+    from sputnik_tools.local.demo import load_rgb_product
 
     bucket = get_settings().archive_bucket
     item_key = upload_fixture_scene(stack.client("s3"), bucket, SCENE)

@@ -18,10 +18,11 @@ from shapely.geometry import MultiPolygon, box, mapping
 from shapely.geometry.base import BaseGeometry
 
 from bench.common import LOGIN, PASSWORD, row, running_stack
-from sputnik import archive, mgrs, stac
-from sputnik.local.demo import archive_without_events
-from sputnik.local.stack import LocalStack
+from sputnik import mgrs, stac
 from sputnik.settings import get_settings
+from sputnik_tools import archive
+from sputnik_tools.local.demo import archive_without_events
+from sputnik_tools.local.stack import LocalStack
 
 META_TILES = 20
 META_MONTHS = [(2020 + i // 12, 1 + i % 12) for i in range(24)]

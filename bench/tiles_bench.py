@@ -34,9 +34,9 @@ from rasterio.warp import transform_bounds
 
 from bench import tiles_lowzoom
 from bench.common import LOGIN, PASSWORD, percentile, row, running_stack
-from sputnik.local.stack import REGION, LocalStack, free_port
 from sputnik.models import ProductModel
 from sputnik.settings import get_settings
+from sputnik_tools.local.stack import REGION, LocalStack, free_port
 
 # A generated Sentinel-2 TCI at 4096 px over the 109.8 km tile (26.8 m pixels, 512-px blocks and
 # five overviews): at 25 N z8-z11 read overviews and z12-z14 the full resolution (z14 is 8.7 m a
@@ -211,7 +211,7 @@ def setup_data(stack: LocalStack, client: httpx.Client, cogs: int) -> tuple[int,
 
     Returns the project id, the archive s3:// URLs, the product ids and the COG's bytes.
     """
-    from sputnik.archive import render_scene
+    from sputnik_tools.archive import render_scene
 
     settings = get_settings()
     archive, products = settings.archive_bucket, settings.products_bucket

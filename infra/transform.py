@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sputnik.local.template import load_template
+from sputnik_tools.template import load_template
 
 REGION = "us-east-1"
 # Properties that `sam package` replaces with the S3 location it uploaded the local path to.

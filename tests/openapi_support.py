@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from sputnik.local.stack import LocalFunction, LocalStack
-from sputnik.local.template import Route, Template
+from sputnik_tools.local.stack import LocalFunction, LocalStack
+from sputnik_tools.template import Route, Template
 from tests.conftest import TEMPLATE, new_user
 
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
@@ -126,9 +126,9 @@ def create_real_ids(stack: LocalStack, front_url: str, prefix: str) -> RealIds:
     The project is created through the API as a user would; the scene is uploaded to the archive
     (its S3 notification ingests it) and copied into the project as its RGB product.
     """
-    from sputnik.archive import upload_fixture_scene
-    from sputnik.local.demo import load_rgb_product
     from sputnik.settings import get_settings
+    from sputnik_tools.archive import upload_fixture_scene
+    from sputnik_tools.local.demo import load_rgb_product
 
     bucket = get_settings().archive_bucket
     item_key = upload_fixture_scene(stack.client("s3"), bucket, stack.template.root / SCENE_DIR)

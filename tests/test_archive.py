@@ -16,10 +16,10 @@ from rio_cogeo.cogeo import cog_validate
 from shapely.geometry import box, shape
 from shapely.ops import unary_union
 
-from sputnik.archive import generate_archive, render_scene, upload_fixture_scene, write_scene
 from sputnik.errors import InvalidInput
 from sputnik.mgrs import tile_utm_bounds
 from sputnik.stac import is_item_key, parse_item
+from sputnik_tools.archive import generate_archive, render_scene, upload_fixture_scene, write_scene
 
 BUCKET = "archive-generator-tests"
 TILES = ["33TWN", "33TXN"]

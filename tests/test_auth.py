@@ -160,7 +160,7 @@ def _list_from(stack: Any, source_ip: str, credentials: tuple[str, str]) -> int:
     """Call GET /project/list as API Gateway would for a client at `source_ip`; return the status."""
     import base64
 
-    from sputnik.local.front import build_event
+    from sputnik_tools.local.front import build_event
 
     token = base64.b64encode(f"{credentials[0]}:{credentials[1]}".encode()).decode()
     event = build_event(
@@ -212,8 +212,8 @@ def test_every_route_of_every_function_depends_on_the_caller() -> None:
     from fastapi.routing import APIRoute
 
     from sputnik.api.common import caller
-    from sputnik.local.openapi import function_apps
-    from sputnik.local.template import Template
+    from sputnik_tools.openapi import function_apps
+    from sputnik_tools.template import Template
     from tests.conftest import TEMPLATE
 
     apps = function_apps(Template.load(TEMPLATE))

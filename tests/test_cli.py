@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from sputnik import auth, cli
+from sputnik import auth
+from sputnik_tools import cli
 
 
 def _sputnik(
@@ -21,7 +22,7 @@ def _sputnik(
     env["AWS_ENDPOINT_URL"] = stack.endpoint
     env.update(env_extra or {})
     return subprocess.run(
-        [sys.executable, "-m", "sputnik.cli", *args],
+        [sys.executable, "-m", "sputnik_tools.cli", *args],
         input=stdin,
         capture_output=True,
         text=True,
@@ -149,7 +150,7 @@ def test_local_prints_metrics_lines_only_when_asked(
     monkeypatch: pytest.MonkeyPatch, flags: list[str], disabled: str
 ) -> None:
     """`sputnik local` turns Powertools' EMF lines off (they bury the logs on a laptop) unless --metrics."""
-    from sputnik.local import run
+    from sputnik_tools.local import run
 
     served: list[Path] = []
     monkeypatch.setattr(run, "serve", lambda template, port, aws_port: served.append(template))

@@ -13,8 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 from morecantile import tms as tms_registry
 
-from sputnik.local.stack import RecordedRequest
 from sputnik.tiles.pool import POOL
+from sputnik_tools.local.stack import RecordedRequest
 from tests.tiles_support import (
     ARCHIVE,
     SYNTH_KEY,

@@ -22,8 +22,8 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.core.errors import InvalidSchema
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
-from sputnik.local.front import Front
-from sputnik.local.stack import LocalStack
+from sputnik_tools.local.front import Front
+from sputnik_tools.local.stack import LocalStack
 from tests.openapi_support import RealIds, all_operations, create_real_ids, openapi_or_skip
 
 # Cases per operation and generation mode (valid, then invalid input).

@@ -13,8 +13,8 @@ import httpx
 import morecantile
 import pytest
 
-from sputnik.local.front import Front
-from sputnik.local.stack import LocalStack
+from sputnik_tools.local.front import Front
+from sputnik_tools.local.stack import LocalStack
 from tests.conftest import new_user
 from tests.openapi_support import (
     RealIds,

@@ -4,7 +4,7 @@ from typing import Any
 
 import httpx
 
-from sputnik.local.run import DEMO_LOGIN, DEMO_PASSWORD, load_demo
+from sputnik_tools.local.run import DEMO_LOGIN, DEMO_PASSWORD, load_demo
 
 
 def test_demo_data_is_served_as_the_readme_shows(stack: Any, front: Any) -> None:

@@ -23,14 +23,15 @@ from typing import Any, NamedTuple
 import boto3
 import pytest
 
-from sputnik import cli, stac
-from sputnik.local.stack import free_port
-from sputnik.local.template import Template
+from sputnik import stac
 from sputnik.models import MetaModel, ProcModel, ProductModel, ProjectModel, bind_tables
 from sputnik.rgb import RGB
 from sputnik.settings import get_settings
 from sputnik.tasks import procs
 from sputnik.tasks.catalogue import TASKS
+from sputnik_tools import cli
+from sputnik_tools.local.stack import free_port
+from sputnik_tools.template import Template
 from tests.conftest import REPO, TEMPLATE
 from tests.test_observability import json_lines, metrics_of
 
@@ -63,7 +64,7 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local]:
             [
                 sys.executable,
                 "-m",
-                "sputnik.cli",
+                "sputnik_tools.cli",
                 "local",
                 "--port",
                 str(free_port()),

@@ -17,8 +17,8 @@ import httpx
 import pytest
 from botocore.config import Config
 
-from sputnik.local.front import MAX_INVOKE_PAYLOAD, MAX_REQUEST_BODY, Front
-from sputnik.local.stack import LocalStack, free_port
+from sputnik_tools.local.front import MAX_INVOKE_PAYLOAD, MAX_REQUEST_BODY, Front
+from sputnik_tools.local.stack import LocalStack, free_port
 
 GATE = Path(__file__).parent / "data" / "front" / "template.yaml"
 TOO_LARGE = {"message": "Request Entity Too Large"}
@@ -273,8 +273,8 @@ def test_log_lines_carry_the_function_that_logged_them(
     assert line["function_name"] == stack.function_for("ProjectsFunction")
     assert line["function_memory_size"] == 1024
     # A line of the local stack itself (no invocation) bears no function's context either.
-    outside = logging.getLogger("sputnik.local.front").makeRecord(
-        "sputnik.local.front", logging.ERROR, "", 0, "x", (), None
+    outside = logging.getLogger("sputnik_tools.local.front").makeRecord(
+        "sputnik_tools.local.front", logging.ERROR, "", 0, "x", (), None
     )
     line = json.loads(powertools[0].format(outside))
     assert line["function_name"] == "local" and "function_arn" not in line

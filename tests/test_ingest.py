@@ -11,9 +11,9 @@ import shapely
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
 from sputnik import ingest, stac
-from sputnik.archive import generate_archive, upload_fixture_scene
 from sputnik.models import MetaModel, SceneModel
 from sputnik.settings import get_settings
+from sputnik_tools.archive import generate_archive, upload_fixture_scene
 from tests import faults
 from tests.conftest import new_user
 

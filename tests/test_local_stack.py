@@ -11,11 +11,11 @@ import httpx
 import pytest
 from moto.awslambda.models import LambdaFunction
 
-from sputnik.local import stack as stack_module
-from sputnik.local.front import Front, build_event, parse_result
-from sputnik.local.stack import LocalStack, free_port
-from sputnik.local.template import Route, Template
 from sputnik.settings import Settings
+from sputnik_tools.local import stack as stack_module
+from sputnik_tools.local.front import Front, build_event, parse_result
+from sputnik_tools.local.stack import LocalStack, free_port
+from sputnik_tools.template import Route, Template
 from tests.conftest import TEMPLATE
 
 MINI = Path(__file__).parent / "data" / "mini" / "template.yaml"

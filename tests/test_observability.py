@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from sputnik.local.stack import LambdaContext, invocation
 from sputnik.observability import logger, observe
+from sputnik_tools.local.stack import LambdaContext, invocation
 
 log = logging.getLogger("sputnik.test_observability")
 

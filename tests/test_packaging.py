@@ -16,7 +16,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from sputnik import auth
-from sputnik.local.template import Template
+from sputnik_tools.template import Template
 from tests.conftest import REPO, TEMPLATE
 
 LAYER = REPO / "layers" / "sputnik"
@@ -249,7 +249,7 @@ def _imports(path: Path) -> set[str]:
             found |= {alias.name.split(".")[0] for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module.split(".")[0])
-    return found - set(sys.stdlib_module_names) - {"sputnik"}
+    return found - set(sys.stdlib_module_names) - {"sputnik", "sputnik_tools"}
 
 
 def _declared(extras: list[str]) -> set[str]:
@@ -302,7 +302,7 @@ def _installed_with(declared: set[str]) -> set[str]:
     ("entry", "folder", "extras"),
     [
         ("the library and the Lambda functions", "layers/sputnik/sputnik", ["geo"]),
-        ("sputnik local", "layers/sputnik/sputnik/local", ["local"]),
+        ("the tools (sputnik local, the CLI, the archive generator)", "tools/sputnik_tools", ["local"]),
     ],
 )
 def test_every_import_of_an_entry_point_is_declared_in_its_extras(
@@ -311,7 +311,6 @@ def test_every_import_of_an_entry_point_is_declared_in_its_extras(
     installed = _installed_with(_declared(extras))
     files = sorted((REPO / folder).rglob("*.py"))
     if folder.endswith("sputnik/sputnik"):
-        files = [f for f in files if "local" not in f.relative_to(REPO / folder).parts]
         files += sorted((REPO / "functions").glob("*/app.py"))
     missing = {
         f"{module} ({path.relative_to(REPO)})"
@@ -322,10 +321,33 @@ def test_every_import_of_an_entry_point_is_declared_in_its_extras(
     assert missing == set(), f"{entry} imports what pyproject does not declare for it"
 
 
-def test_the_local_extra_declares_what_sputnik_local_imports_itself() -> None:
-    direct = set().union(*(_imports(p) for p in (REPO / "layers/sputnik/sputnik/local").rglob("*.py")))
-    assert direct, "sputnik local imports third-party modules"
+def test_the_local_extra_declares_what_the_tools_import_themselves() -> None:
+    direct = set().union(*(_imports(p) for p in (REPO / "tools/sputnik_tools").rglob("*.py")))
+    assert direct, "the tools import third-party modules"
     declared = _declared(["local"])
     assert {module for module in direct if not _distributions(module) & declared} == set()
     assert {"moto", "pyyaml", "werkzeug"} <= declared - _declared([]), "only `sputnik local` needs them"
     assert _declared(["local"]) <= _declared(["dev"])
+
+
+def _first_party_imports(path: Path) -> set[str]:
+    """Top-level first-party packages a source file imports, lazily imported ones included."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found & {"sputnik", "sputnik_tools", "tests", "bench", "infra"}
+
+
+def test_the_library_and_the_functions_never_import_the_tools() -> None:
+    """What ships to Lambda (the library, the functions) imports nothing of the development tools."""
+    shipped = sorted((LAYER / "sputnik").rglob("*.py")) + sorted((REPO / "functions").glob("*/app.py"))
+    assert len(shipped) > 30, "the library and the functions were found"
+    offenders = {
+        f"{path.relative_to(REPO)} imports {name}"
+        for path in shipped
+        for name in _first_party_imports(path) - {"sputnik"}
+    }
+    assert offenders == set(), "the shipped code imports development-only packages"

@@ -13,8 +13,8 @@ from fastapi import FastAPI
 from pydantic import create_model
 
 from sputnik.api.root import Bundle, BundleMissing
-from sputnik.local.openapi import OpenApiConflict, combine, combined_document
-from sputnik.local.template import Template
+from sputnik_tools.openapi import OpenApiConflict, combine, combined_document
+from sputnik_tools.template import Template
 from tests.conftest import REPO, TEMPLATE
 
 BUNDLE = REPO / "functions" / "root" / "static"
@@ -83,7 +83,7 @@ def test_shipped_document_is_what_the_apps_produce_now(
 
 
 def test_combined_document_has_every_route_and_model_of_every_function(produced: dict[str, Any]) -> None:
-    from sputnik.local.openapi import function_apps
+    from sputnik_tools.openapi import function_apps
 
     apps = function_apps(Template.load(TEMPLATE))
     assert {"RootFunction", "ProjectsFunction", "MetaFunction", "CogFunction", "RgbFunction"} <= set(apps)
@@ -135,7 +135,7 @@ def test_every_served_route_is_in_the_contract_or_stock_titiler(produced: dict[s
 
 
 def test_every_contract_route_is_routed_by_the_template_to_the_function_that_serves_it() -> None:
-    from sputnik.local.openapi import function_apps
+    from sputnik_tools.openapi import function_apps
 
     template = Template.load(TEMPLATE)
     routes = template.routes()

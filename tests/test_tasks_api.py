@@ -9,11 +9,12 @@ import pytest
 from pyproj import Transformer
 from shapely.geometry import box, mapping
 
-from sputnik import archive, mgrs, stac
-from sputnik.local.demo import archive_without_events
-from sputnik.local.stack import LocalStack
+from sputnik import mgrs, stac
 from sputnik.settings import get_settings
 from sputnik.tasks.catalogue import TASKS
+from sputnik_tools import archive
+from sputnik_tools.local.demo import archive_without_events
+from sputnik_tools.local.stack import LocalStack
 from tests.conftest import new_user
 
 DATES = ["2021-06-05", "2021-06-20", "2021-07-10"]

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from sputnik.local.template import Template
 from sputnik.settings import Settings
 from sputnik.tasks.catalogue import TASKS
+from sputnik_tools.template import Template
 from tests.conftest import REPO, TEMPLATE
 
 ASL_FILES = sorted((REPO / "infra" / "statemachines").glob("*.asl.json"))

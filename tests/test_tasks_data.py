@@ -10,8 +10,8 @@ from rio_cogeo.cogeo import cog_validate
 from rio_tiler.constants import WEB_MERCATOR_TMS
 
 from sputnik import stac
-from sputnik.local.stack import LocalStack
 from sputnik.settings import get_settings
+from sputnik_tools.local.stack import LocalStack
 from tests.test_tasks_api import (
     DATES,
     finished,

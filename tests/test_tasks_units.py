@@ -8,12 +8,12 @@ import httpx
 import pytest
 
 from sputnik.errors import InvalidInput
-from sputnik.local import stack as stack_module
-from sputnik.local.stack import LocalStack
 from sputnik.settings import get_settings
 from sputnik.tasks.catalogue import TASKS
 from sputnik.tasks.failures import failure_message, one_line
 from sputnik.tasks.plan_months import ARCHIVE_START, date_range, months
+from sputnik_tools.local import stack as stack_module
+from sputnik_tools.local.stack import LocalStack
 
 
 def test_months_include_both_ends_and_cross_years() -> None:

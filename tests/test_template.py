@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from infra.transform import dependency_cycle, references, transform
-from sputnik.local.template import Template, load_template
+from sputnik_tools.template import Template, load_template
 from tests.conftest import REPO, TEMPLATE
 
 SOURCE = load_template(TEMPLATE)

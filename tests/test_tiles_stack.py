@@ -12,10 +12,10 @@ import pytest
 from rasterio.warp import transform_bounds
 from rio_tiler.io import Reader
 
-from sputnik.archive import upload_fixture_scene
-from sputnik.local.demo import load_rgb_product
 from sputnik.settings import get_settings
 from sputnik.tiles.gdal import configure_gdal
+from sputnik_tools.archive import upload_fixture_scene
+from sputnik_tools.local.demo import load_rgb_product
 from tests.conftest import new_user
 from tests.tiles_support import assert_same_pixels, decode_png, expected_tile
 

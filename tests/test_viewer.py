@@ -93,7 +93,7 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture(scope="module")
 def demo_archive(stack: Any) -> str:
     """The demo archive in the stack: generated scenes and the real one, ingested through S3 events."""
-    from sputnik.local import demo
+    from sputnik_tools.local import demo
 
     return demo.load_scenes(stack)
 

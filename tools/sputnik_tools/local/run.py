@@ -5,11 +5,11 @@ import signal
 import threading
 from pathlib import Path
 
-from sputnik.local import demo
-from sputnik.local.front import Front
-from sputnik.local.stack import LocalStack
+from sputnik_tools.local import demo
+from sputnik_tools.local.front import Front
+from sputnik_tools.local.stack import LocalStack
 
-log = logging.getLogger("sputnik.local")
+log = logging.getLogger("sputnik_tools.local")
 
 DEMO_LOGIN = "demo"
 DEMO_PASSWORD = "demo"  # noqa: S105 - local stack only, documented in the README
@@ -39,7 +39,7 @@ def load_demo(stack: LocalStack) -> list[str]:
 
 def serve(template: Path, port: int = 8000, aws_port: int = 5000) -> None:
     """Start the stack and the HTTP front, print how to use them, and wait for Ctrl-C."""
-    # Each line names the function whose invocation logged it, or "local" (sputnik.local.stack stamps them).
+    # Each line names the function whose invocation logged it, or "local" (the local stack stamps them).
     handler = logging.StreamHandler()
     handler.setFormatter(
         logging.Formatter(

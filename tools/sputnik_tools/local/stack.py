@@ -39,7 +39,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_map.result_writer.
 from moto.stepfunctions.parser.asl.eval.program_state import ProgramError
 from werkzeug.serving import make_server
 
-from sputnik.local.template import Route, Template
+from sputnik_tools.template import Route, Template
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +188,7 @@ def patch_moto_lambda() -> None:
     params = list(inspect.signature(LambdaFunction.invoke).parameters)
     if LambdaFunction.invoke is not _dispatching_invoke and params != _EXPECTED_INVOKE:
         # A private moto API: fail loudly rather than silently echo events when moto changes.
-        raise RuntimeError(f"moto's LambdaFunction.invoke changed to {params}; update sputnik.local.stack")
+        raise RuntimeError(f"moto's LambdaFunction.invoke changed to {params}; update the local stack")
     LambdaFunction.invoke = _dispatching_invoke  # type: ignore[method-assign]
 
 
@@ -375,7 +375,7 @@ def patch_moto_map_results() -> None:
     )
     if found != (_EXPECTED_EVAL_JOB, _EXPECTED_PUT_OBJECT):
         # Private moto APIs: fail loudly rather than let Map results silently go missing.
-        raise RuntimeError(f"moto's distributed Map internals changed ({found}); update sputnik.local.stack")
+        raise RuntimeError(f"moto's distributed Map internals changed ({found}); update the local stack")
     worker._eval_job = _recording_eval_job(worker._eval_job)  # type: ignore[method-assign]
     writer._handle_put_object = staticmethod(_write_results)  # type: ignore[method-assign]
 

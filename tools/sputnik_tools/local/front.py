@@ -29,8 +29,8 @@ from urllib.parse import parse_qsl, unquote
 
 import uvicorn
 
-from sputnik.local.stack import LocalStack
-from sputnik.local.template import Route
+from sputnik_tools.local.stack import LocalStack
+from sputnik_tools.template import Route
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sputnik.local.stack import LocalStack
 from sputnik.settings import get_settings
+from sputnik_tools.local.stack import LocalStack
 
 DEMO_TILES = ["33TWL", "33TXL"]
 DEMO_DATES = ["2021-06-05", "2021-06-20", "2021-07-10"]
@@ -37,7 +37,7 @@ def has_real_scene(stack: LocalStack) -> bool:
 
 def load_scenes(stack: LocalStack, size: int = 256) -> str:
     """Upload generated scenes and the real one to the archive; S3 notifications ingest them."""
-    from sputnik.archive import generate_archive, upload_fixture_scene
+    from sputnik_tools.archive import generate_archive, upload_fixture_scene
 
     s3 = stack.client("s3")
     bucket = get_settings().archive_bucket
@@ -76,7 +76,7 @@ def archive_without_events(stack: LocalStack) -> Iterator[Any]:
 
 def load_unannounced_scene(stack: LocalStack, size: int = 256) -> str:
     """Put a scene in the archive that no event announces, for s2_load_meta to find; its id."""
-    from sputnik.archive import write_scene
+    from sputnik_tools.archive import write_scene
 
     tile, day = UNANNOUNCED
     with archive_without_events(stack) as s3:

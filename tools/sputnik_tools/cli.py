@@ -68,7 +68,7 @@ def cmd_users(args: argparse.Namespace) -> int:
 
 def cmd_local(args: argparse.Namespace) -> int:
     """Run the local stack in the foreground until Ctrl-C."""
-    from sputnik.local.run import serve
+    from sputnik_tools.local.run import serve
 
     # Every invocation prints an EMF metrics line, which on Lambda becomes CloudWatch metrics; on a
     # laptop it only buries the logs. --metrics keeps them (Powertools reads this at each flush).
@@ -81,8 +81,8 @@ def cmd_archive(args: argparse.Namespace) -> int:
     """Write generated scenes (or a real scene folder) into an archive bucket."""
     import boto3
 
-    from sputnik.archive import generate_archive, upload_fixture_scene
     from sputnik.settings import get_settings
+    from sputnik_tools.archive import generate_archive, upload_fixture_scene
 
     s3 = boto3.client("s3")
     bucket = args.bucket or get_settings().archive_bucket
@@ -104,7 +104,7 @@ def function_name(logical_id: str, stack: str | None, template: Path) -> str:
             StackName=stack, LogicalResourceId=logical_id
         )
         return str(resource["StackResourceDetail"]["PhysicalResourceId"])
-    from sputnik.local.template import Template
+    from sputnik_tools.template import Template
 
     local = Template.load(template)
     functions = local.of_type("AWS::Serverless::Function")

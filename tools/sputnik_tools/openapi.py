@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from sputnik import __version__
-from sputnik.local.template import Template
+from sputnik_tools.template import Template
 
 DESCRIPTION = (
     "Sentinel-2 imagery projects: scenes matched to a project's border and dates, processing tasks "
@@ -92,7 +92,7 @@ def write_document(template_path: Path, out: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m sputnik.local.openapi TEMPLATE OUT`: write the combined document."""
+    """`python -m sputnik_tools.openapi TEMPLATE OUT`: write the combined document."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("template", type=Path)
     parser.add_argument("out", type=Path)

@@ -25,10 +25,10 @@ import pytest
 
 from sputnik import stac
 from sputnik.models import MetaModel, ProcModel, ProductModel, ProjectModel, bind_tables
-from sputnik.rgb import RGB
 from sputnik.settings import get_settings
 from sputnik.tasks import procs
-from sputnik.tasks.catalogue import TASKS
+from sputnik.tasks.registry import TASKS
+from sputnik.tiles.rgb import RGB
 from sputnik_tools import cli
 from sputnik_tools.local.stack import free_port
 from sputnik_tools.template import Template

@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 from morecantile import tms as tms_registry
 from rio_tiler.errors import TileOutsideBounds
 
-from sputnik.rgb import render_tile
 from sputnik.tiles.pool import POOL
+from sputnik.tiles.rgb import render_tile
 from tests.conftest import DynamoCalls
 from tests.tiles_support import (
     ALICE_EMPTY_PROJECT,

@@ -11,7 +11,7 @@ from shapely.geometry import box, mapping
 
 from sputnik import mgrs, stac
 from sputnik.settings import get_settings
-from sputnik.tasks.catalogue import TASKS
+from sputnik.tasks.registry import TASKS
 from sputnik_tools import archive
 from sputnik_tools.local.demo import archive_without_events
 from sputnik_tools.local.stack import LocalStack
@@ -82,7 +82,7 @@ def executions(stack: LocalStack, task: str) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------------------------------------- routes
 
 
-def test_task_list_is_the_catalogue(api: httpx.Client) -> None:
+def test_task_list_is_the_task_registry(api: httpx.Client) -> None:
     tasks = api.get("/task/list").json()["tasks"]
     assert [t["name"] for t in tasks] == ["s2_load_meta", "s2_load_data"]
     assert all(t["descr"] for t in tasks)
@@ -183,7 +183,7 @@ def test_proc_list_is_the_last_30_newest_first_in_one_query(
     assert waiting["status"] == "WAIT" and waiting["result"] is None
     assert [(s["iscript"], s["name"], s["status"]) for s in waiting["scripts"]] == [
         (0, "plan_months", "NEXT"),
-        (1, "scan_months", "WAIT"),
+        (1, "scan_month", "WAIT"),
         (2, "summarise", "WAIT"),
     ]
     assert all(s["proc_id"] == waiting["proc_id"] for s in waiting["scripts"])

@@ -1,4 +1,4 @@
-"""The state machines: every ASL file linted for the rules of processing, and wired as the catalogue says."""
+"""The state machines: every ASL file linted for the rules of processing, wired as the task registry says."""
 
 import json
 import re
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from sputnik.settings import Settings
-from sputnik.tasks.catalogue import TASKS
+from sputnik.tasks.registry import TASKS
 from sputnik_tools.template import Template
 from tests.conftest import REPO, TEMPLATE
 
@@ -110,3 +110,24 @@ def test_the_scripts_of_each_task_are_its_stages_in_order() -> None:
         top = [s for s in definition["States"] if s not in ("RecordFailure", "Failed")]
         assert len(top) == len(task.scripts), name
         assert top[-1] == "Summarise" and task.scripts[-1] == "summarise"
+
+
+def _camel(script: str) -> str:
+    """A script's name as the template and the ASL spell it: scan_month -> ScanMonth."""
+    return "".join(part.capitalize() for part in script.split("_"))
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_every_stage_has_one_name_across_registry_code_folder_template_and_asl(name: str) -> None:
+    task = TASKS[name]
+    definition = load(REPO / "infra" / "statemachines" / f"{name}.asl.json")
+    template = Template.load(TEMPLATE)
+    top = [s for s in definition["States"] if s not in ("RecordFailure", "Failed")]
+    assert top == [_camel(script) for script in task.scripts], "the ASL's stages are the registry's scripts"
+    for script in task.scripts:
+        function = f"{_camel(script)}Function"
+        assert (REPO / "layers/sputnik/sputnik/tasks" / f"{script}.py").is_file(), script
+        assert template.resources[function]["Properties"]["CodeUri"] == f"functions/stage_{script}/", script
+        app = (REPO / "functions" / f"stage_{script}" / "app.py").read_text()
+        assert f"from sputnik.tasks import {script}\n" in app, script
+        assert "${" + function + "}" in json.dumps(definition), f"the ASL invokes {function}"

@@ -51,7 +51,7 @@ def test_s2_load_data_makes_a_valid_masked_cog_per_scene_served_as_tiles(
     assert (proc["status"], proc["result"]) == ("DONE", "SUCCESS")
     assert [(s["name"], s["status"], s["result"]) for s in proc["scripts"]] == [
         ("resolve_scenes", "DONE", "SUCCESS"),
-        ("build_products", "DONE", "SUCCESS"),
+        ("build_product", "DONE", "SUCCESS"),
         ("summarise", "DONE", "SUCCESS"),
     ]
     assert (proc["summary"]["items"], proc["summary"]["succeeded"], proc["summary"]["failed"]) == (3, 3, 0)

@@ -9,9 +9,9 @@ import pytest
 
 from sputnik.errors import InvalidInput
 from sputnik.settings import get_settings
-from sputnik.tasks.catalogue import TASKS
 from sputnik.tasks.failures import failure_message, one_line
 from sputnik.tasks.plan_months import ARCHIVE_START, date_range, months
+from sputnik.tasks.registry import TASKS
 from sputnik_tools.local import stack as stack_module
 from sputnik_tools.local.stack import LocalStack
 

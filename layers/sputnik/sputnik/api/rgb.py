@@ -6,8 +6,8 @@ from fastapi import FastAPI, Path, Query, Request
 from pydantic import BaseModel
 from starlette.responses import Response
 
-from sputnik import rgb
 from sputnik.api.common import Caller, add_routes, create_app, prefixed_router
+from sputnik.tiles import rgb
 from sputnik.tiles.caching import tile_response
 from sputnik.tiles.prefix import MountPrefixMiddleware
 from sputnik.tiles.urls import ProjectCheck

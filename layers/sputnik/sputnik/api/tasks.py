@@ -11,11 +11,11 @@ from sputnik.api.common import Caller, create_app
 from sputnik.models import ProcModel
 from sputnik.projects import check_owner
 from sputnik.tasks import procs, runner
-from sputnik.tasks.catalogue import TASKS
+from sputnik.tasks.registry import TASKS
 
 
 class TaskRes(BaseModel):
-    """A task of the catalogue."""
+    """A task of the registry."""
 
     name: str
     descr: str

@@ -1,1 +1,1 @@
-"""Processing: the task catalogue, proc records and the Step Functions stages of each task."""
+"""Processing: the task registry, proc records and the Step Functions stages of each task."""

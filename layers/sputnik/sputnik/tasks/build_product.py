@@ -6,10 +6,10 @@ from pynamodb.exceptions import DoesNotExist
 
 from sputnik.ingest import scene_from_record
 from sputnik.models import MetaModel, ProductModel, ProjectModel, SceneModel
-from sputnik.rgb import RGB
 from sputnik.settings import get_settings
 from sputnik.tasks.failures import StageError
 from sputnik.tasks.rgb_product import build_rgb_product
+from sputnik.tiles.rgb import RGB
 
 
 def product_id(scene_id: str) -> str:

@@ -9,7 +9,7 @@ from pynamodb.exceptions import DoesNotExist
 from sputnik.errors import NotFound
 from sputnik.ids import next_id
 from sputnik.models import ProcModel, ScriptAttribute
-from sputnik.tasks.catalogue import TASKS, Task
+from sputnik.tasks.registry import TASKS, Task
 
 # Proc status, script status and results, in the contract's words.
 WAIT, NEXT, RUN, DONE = "WAIT", "NEXT", "RUN", "DONE"

@@ -10,7 +10,7 @@ from sputnik.models import ProcModel
 from sputnik.projects import get_project
 from sputnik.settings import get_settings
 from sputnik.tasks import procs
-from sputnik.tasks.catalogue import get_task
+from sputnik.tasks.registry import get_task
 
 log = logging.getLogger(__name__)
 

@@ -4,9 +4,9 @@ from collections import Counter
 from typing import Any
 
 from sputnik.tasks import procs
-from sputnik.tasks.catalogue import TASKS
 from sputnik.tasks.failures import failure_message
 from sputnik.tasks.manifests import read_results
+from sputnik.tasks.registry import TASKS
 
 MAX_FAILURES_SHOWN = 20
 

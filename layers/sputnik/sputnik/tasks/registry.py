@@ -1,4 +1,4 @@
-"""The task catalogue: each task's name, description, parameters, state machine and scripts."""
+"""The task registry: each task's name, description, parameters, state machine and scripts."""
 
 import datetime as dt
 from dataclasses import dataclass
@@ -78,7 +78,7 @@ TASKS: dict[str, Task] = {
             params=LoadMetaParams,
             machine_setting="s2_load_meta_machine",
             machine="S2LoadMetaMachine",
-            scripts=("plan_months", "scan_months", "summarise"),
+            scripts=("plan_months", "scan_month", "summarise"),
         ),
         Task(
             name="s2_load_data",
@@ -87,7 +87,7 @@ TASKS: dict[str, Task] = {
             params=LoadDataParams,
             machine_setting="s2_load_data_machine",
             machine="S2LoadDataMachine",
-            scripts=("resolve_scenes", "build_products", "summarise"),
+            scripts=("resolve_scenes", "build_product", "summarise"),
         ),
     )
 }

@@ -12,7 +12,8 @@ import botocore.client
 import httpx
 
 from sputnik_tools.local.front import Front
-from sputnik_tools.local.stack import LocalStack, free_port
+from sputnik_tools.local.ports import free_port
+from sputnik_tools.local.stack import LocalStack
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"

@@ -36,7 +36,9 @@ from bench import tiles_lowzoom
 from bench.common import LOGIN, PASSWORD, percentile, row, running_stack
 from sputnik.models import ProductModel
 from sputnik.settings import get_settings
-from sputnik_tools.local.stack import REGION, LocalStack, free_port
+from sputnik_tools.local.ports import free_port
+from sputnik_tools.local.runtime import REGION
+from sputnik_tools.local.stack import LocalStack
 
 # A generated Sentinel-2 TCI at 4096 px over the 109.8 km tile (26.8 m pixels, 512-px blocks and
 # five overviews): at 25 N z8-z11 read overviews and z12-z14 the full resolution (z14 is 8.7 m a

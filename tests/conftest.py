@@ -28,7 +28,8 @@ def fixtures_dir() -> Path:
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Any]:
     """The local stack built from template.yaml, one per test process."""
-    from sputnik_tools.local.stack import LocalStack, free_port
+    from sputnik_tools.local.ports import free_port
+    from sputnik_tools.local.stack import LocalStack
 
     with LocalStack(TEMPLATE, aws_port=free_port()) as running:
         yield running
@@ -38,7 +39,7 @@ def stack() -> Iterator[Any]:
 def front(stack: Any) -> Iterator[Any]:
     """The local HTTP front of the stack, on a free port."""
     from sputnik_tools.local.front import Front
-    from sputnik_tools.local.stack import free_port
+    from sputnik_tools.local.ports import free_port
 
     served = Front(stack, port=free_port()).start()
     yield served

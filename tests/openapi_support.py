@@ -9,7 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from sputnik_tools.local.stack import LocalFunction, LocalStack
+from sputnik_tools.local.runtime import LocalFunction
+from sputnik_tools.local.stack import LocalStack
 from sputnik_tools.template import Route, Template
 from tests.conftest import TEMPLATE, new_user
 

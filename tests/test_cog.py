@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from morecantile import tms as tms_registry
 
 from sputnik.tiles.pool import POOL
-from sputnik_tools.local.stack import RecordedRequest
+from sputnik_tools.local.recording import RecordedRequest
 from tests.tiles_support import (
     ARCHIVE,
     SYNTH_KEY,

@@ -30,7 +30,7 @@ from sputnik.tasks import procs
 from sputnik.tasks.registry import TASKS
 from sputnik.tiles.rgb import RGB
 from sputnik_tools import cli
-from sputnik_tools.local.stack import free_port
+from sputnik_tools.local.ports import free_port
 from sputnik_tools.template import Template
 from tests.conftest import REPO, TEMPLATE
 from tests.test_observability import json_lines, metrics_of

@@ -18,7 +18,8 @@ import pytest
 from botocore.config import Config
 
 from sputnik_tools.local.front import MAX_INVOKE_PAYLOAD, MAX_REQUEST_BODY, Front
-from sputnik_tools.local.stack import LocalStack, free_port
+from sputnik_tools.local.ports import free_port
+from sputnik_tools.local.stack import LocalStack
 
 GATE = Path(__file__).parent / "data" / "front" / "template.yaml"
 TOO_LARGE = {"message": "Request Entity Too Large"}

@@ -2,19 +2,25 @@
 
 import json
 import os
+import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from moto import backends as moto_backends
 from moto.awslambda.models import LambdaFunction
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.responses import DynamoHandler
+from moto.s3 import notifications as s3_notifications
 
 from sputnik.settings import Settings
-from sputnik_tools.local import stack as stack_module
+from sputnik_tools.local import moto_patches
 from sputnik_tools.local.front import Front, build_event, parse_result
-from sputnik_tools.local.stack import LocalStack, free_port
+from sputnik_tools.local.ports import free_port
+from sputnik_tools.local.stack import LocalStack
 from sputnik_tools.template import Route, Template
 from tests.conftest import TEMPLATE
 
@@ -86,13 +92,35 @@ def test_http_front_routes_as_httpapi(mini: LocalStack) -> None:
         front.stop()
 
 
-def test_moto_patch_fails_loudly_when_moto_changes(monkeypatch: pytest.MonkeyPatch) -> None:
-    def changed(self: Any, body: str) -> str:
+@pytest.mark.parametrize(
+    ("owner", "name", "patch", "what"),
+    [
+        (LambdaFunction, "invoke", moto_patches.patch_lambda, "LambdaFunction.invoke"),
+        (s3_notifications, "_get_s3_event", moto_patches.patch_s3_events, "s3.notifications._get_s3_event"),
+        (DynamoHandler, "call_action", moto_patches.serialize_dynamodb, "DynamoHandler.call_action"),
+        (
+            DynamoDBBackend,
+            "transact_write_items",
+            moto_patches.cheap_transactions,
+            "DynamoDBBackend.transact_write_items",
+        ),
+        (
+            moto_backends,
+            "list_of_moto_modules",
+            moto_patches.cache_service_list,
+            "backends.list_of_moto_modules",
+        ),
+    ],
+)
+def test_every_moto_patch_fails_loudly_when_moto_changes(
+    monkeypatch: pytest.MonkeyPatch, owner: Any, name: str, patch: Callable[[], None], what: str
+) -> None:
+    def changed(self: Any, extra: str) -> str:
         return ""
 
-    monkeypatch.setattr(LambdaFunction, "invoke", changed)
-    with pytest.raises(RuntimeError, match=r"moto.s LambdaFunction\.invoke changed"):
-        stack_module.patch_moto_lambda()
+    monkeypatch.setattr(owner, name, changed)
+    with pytest.raises(RuntimeError, match=rf"moto's {re.escape(what)} changed to \['self', 'extra'\]"):
+        patch()
 
 
 def test_routes_prefer_exact_then_literal_then_greedy() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from sputnik.observability import logger, observe
-from sputnik_tools.local.stack import LambdaContext, invocation
+from sputnik_tools.local.runtime import LambdaContext, invocation
 
 log = logging.getLogger("sputnik.test_observability")
 

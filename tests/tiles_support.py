@@ -38,8 +38,8 @@ from sputnik.models import TABLES, ProductModel, ProjectModel, bind_tables
 from sputnik.settings import Settings, get_settings
 from sputnik.tiles.gdal import configure_gdal
 from sputnik.tiles.pool import POOL
-from sputnik_tools.local.stack import Fault, RecordedRequest
-from sputnik_tools.local.stack import RecordingMotoServer as LocalRecordingMotoServer
+from sputnik_tools.local.recording import Fault, RecordedRequest
+from sputnik_tools.local.recording import RecordingMotoServer as LocalRecordingMotoServer
 
 REPO = Path(__file__).resolve().parents[1]
 ARCHIVE = "sputnik-test-archive"

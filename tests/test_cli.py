@@ -154,7 +154,9 @@ def test_local_prints_metrics_lines_only_when_asked(
 
     served: list[Path] = []
     monkeypatch.setattr(run, "serve", lambda template, port, aws_port: served.append(template))
-    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+    # Set first, so that monkeypatch restores what was there: `sputnik local` sets os.environ itself.
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "unset by this test")
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED")
     assert cli.main(["local", "--template", "template.yaml", *flags]) == 0
     assert served == [Path("template.yaml")]
     assert os.environ["POWERTOOLS_METRICS_DISABLED"] == disabled

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist
+from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from sputnik.errors import NotFound
 from sputnik.ids import next_id
@@ -111,8 +111,12 @@ def running_script(proc: ProcModel) -> str | None:
     return next((str(s.name) for s in proc.scripts if s.status != DONE), None)
 
 
-def proc_failed(proc: ProcModel, message: str) -> None:
-    """A stage failed: the script that was running and the proc end FATAL, with the message."""
+def proc_failed(proc: ProcModel, message: str) -> bool:
+    """A stage failed: the script that was running and the proc end FATAL, with the message.
+
+    Only a proc that has not ended: False, and nothing written, when it is already DONE (a retried
+    or duplicate report of the same failure, or a proc that ended well before its execution failed).
+    """
     actions: list[Any] = [
         ProcModel.status.set(DONE),
         ProcModel.result.set(FATAL),
@@ -122,4 +126,12 @@ def proc_failed(proc: ProcModel, message: str) -> None:
     if failed is not None:
         i = int(failed.iscript)
         actions += [ProcModel.scripts[i].status.set(DONE), ProcModel.scripts[i].result.set(FATAL)]
-    ProcRef(int(proc.project_id), int(proc.event_id)).update(actions)
+    try:
+        ProcModel(int(proc.project_id), int(proc.event_id)).update(
+            actions=actions, condition=ProcModel.event_id.exists() & (ProcModel.status != DONE)
+        )
+    except UpdateError as exc:
+        if exc.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True

@@ -11,6 +11,7 @@ def run(event: dict[str, Any]) -> dict[str, Any]:
     ref = procs.ProcRef.of(event)
     proc = procs.get_proc(ref)
     message = failure_message(procs.running_script(proc) or str(proc.task), event.get("error"))
-    procs.proc_failed(proc, message)
-    # The count becomes the function's ProcsFailed metric; the state machine discards the result.
-    return {"result": procs.FATAL, "message": message, "procs_failed": 1}
+    ended = procs.proc_failed(proc, message)
+    # The count becomes the function's ProcsFailed metric (0 for a retry: the proc had ended); the
+    # state machine discards the result.
+    return {"result": procs.FATAL, "message": message, "procs_failed": int(ended)}

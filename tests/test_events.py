@@ -363,7 +363,29 @@ def check_record_failure(event: Event, result: Any) -> None:
     assert (proc.status, proc.result, proc.message) == (procs.DONE, procs.FATAL, message)
 
 
+def check_reconcile(event: Event, result: Any) -> None:
+    assert result == {"procs_failed": 1, "ignored": 0}
+    proc = procs.get_proc(procs.ProcRef.of(json.loads(event["detail"]["input"])))
+    assert (proc.status, proc.result) == (procs.DONE, procs.FATAL)
+    assert proc.message == "resolve_scenes stopped: the task's execution was aborted"
+
+
+def a_stage_runs(event: Event) -> None:
+    """Where a failure sample's execution was when it failed: its proc running its first script.
+
+    The demo's procs have ended, and an ended proc keeps its end whatever is reported later.
+    """
+    ref = procs.ProcRef.of(json.loads(event["detail"]["input"]) if "detail" in event else event)
+    proc = procs.get_proc(ref)
+    procs.script_started(ref, str(proc.task), str(proc.scripts[0].name))
+
+
+SETUPS: dict[str, Callable[[Event], None]] = {
+    "RecordFailureFunction": a_stage_runs,
+    "ReconcileFunction": a_stage_runs,
+}
 CHECKS: dict[str, Callable[[Event, Any], None]] = {
+    "ReconcileFunction": check_reconcile,
     "IngestFunction": check_ingest,
     "PlanMonthsFunction": check_plan_months,
     "ScanMonthFunction": check_scan_month,
@@ -382,6 +404,8 @@ def test_every_event_runs_through_sputnik_invoke(
     is_http = event.get("version") == "2.0"
     assert is_http or function in CHECKS, f"no check of what {function} does with {path.name}"
     use_local(local.endpoint, monkeypatch)
+    if function in SETUPS:
+        SETUPS[function](event)
     logged = local.output.stat().st_size
     code, result = invoke(local.endpoint, path, capsys, monkeypatch)
     assert code == 0, result

@@ -41,7 +41,8 @@ def test_every_task_state_has_a_timeout_a_retry_with_jittered_backoff_and_a_catc
     tasks = [(name, s) for name, s in states(load(path)) if s["Type"] == "Task"]
     assert tasks
     for name, state in tasks:
-        assert isinstance(state.get("TimeoutSeconds"), int) and 0 < state["TimeoutSeconds"] <= 900, name
+        # Above its function's Timeout: tests/test_template_rules.py checks the margin.
+        assert isinstance(state.get("TimeoutSeconds"), int) and state["TimeoutSeconds"] > 0, name
         retries = state.get("Retry") or []
         transient = [r for r in retries if set(r["ErrorEquals"]) >= TRANSIENT]
         assert transient, f"{name} does not retry transient Lambda errors"

@@ -128,14 +128,17 @@ def _invoked_asynchronously(logical: str) -> bool:
     if any(e["Type"] in ("S3", "SNS", "EventBridgeRule", "CloudWatchEvent") for e in events):
         return True
     subscriptions = of_type(SOURCE, "AWS::SNS::Subscription").values()
-    return any(references(s["Properties"].get("Endpoint")) == {logical} for s in subscriptions)
+    if any(references(s["Properties"].get("Endpoint")) == {logical} for s in subscriptions):
+        return True
+    rules = of_type(SOURCE, "AWS::Events::Rule").values()
+    return any(logical in references(r["Properties"].get("Targets")) for r in rules)
 
 
 ASYNC = [f for f in FUNCTIONS if _invoked_asynchronously(f)]
 
 
 def test_the_ingest_function_is_one_of_the_asynchronously_invoked() -> None:
-    assert "IngestFunction" in ASYNC
+    assert "IngestFunction" in ASYNC and "ReconcileFunction" in ASYNC
     assert "ProjectsFunction" not in ASYNC
 
 

@@ -5,19 +5,23 @@ loudly at start-up (naming what changed) rather than let the local stack silentl
 """
 
 import copy
+import datetime
 import inspect
 import json
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 from moto import backends as moto_backends
-from moto.awslambda.models import LambdaFunction
+from moto.awslambda.models import LambdaBackend, LambdaFunction, lambda_backends
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoHandler
+from moto.events.models import EventPattern, events_backends
+from moto.events.models import Rule as EventsRule
 from moto.s3 import notifications as s3_notifications
 from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.itemprocessor import (
     distributed_item_processor_worker as map_worker,
@@ -26,6 +30,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_map.result_writer.
     resource_eval_s3,
 )
 from moto.stepfunctions.parser.asl.eval.program_state import ProgramError
+from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
 
 from sputnik_tools.local.runtime import FUNCTIONS
 
@@ -285,6 +290,126 @@ def patch_map_results() -> None:
     writer._handle_put_object = staticmethod(_ours(_write_results))  # type: ignore[method-assign]
 
 
+# ---------------------------------------------------------------- Step Functions: status events
+DETAIL_TYPE = "Step Functions Execution Status Change"
+_RULE_PARAMETERS = [
+    "self",
+    "name",
+    "account_id",
+    "region_name",
+    "description",
+    "event_pattern",
+    "schedule_exp",
+    "role_arn",
+    "event_bus_name",
+    "state",
+    "managed_by",
+    "targets",
+]
+
+
+def _millis(when: datetime.datetime | None) -> int | None:
+    """A time as the event has it: milliseconds since the epoch."""
+    return None if when is None else int(when.timestamp() * 1000)
+
+
+def execution_status_event(execution: Any) -> dict[str, Any]:
+    """What Step Functions sends EventBridge when a STANDARD execution changes status (documented shape)."""
+    status = execution.exec_status.value
+    succeeded = status == "SUCCEEDED"
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": DETAIL_TYPE,
+        "source": "aws.states",
+        "account": execution.account_id,
+        "time": (execution.stop_date or execution.start_date).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": execution.region_name,
+        "resources": [execution.exec_arn],
+        "detail": {
+            "executionArn": execution.exec_arn,
+            "stateMachineArn": execution.state_machine.arn,
+            "name": execution.name,
+            "status": status,
+            "startDate": _millis(execution.start_date),
+            "stopDate": _millis(execution.stop_date),
+            "input": json.dumps(execution.input_data, separators=(",", ":")),
+            "inputDetails": {"included": True},
+            "output": json.dumps(execution.output, separators=(",", ":")) if succeeded else None,
+            "outputDetails": {"included": True} if succeeded else None,
+        },
+    }
+
+
+def _invoke_later(account: str, arn: str, event: dict[str, Any]) -> None:
+    """Invoke a Lambda target asynchronously, as EventBridge does: on a thread of its own, result unread."""
+
+    def invoke() -> None:
+        region = arn.split(":")[3]
+        try:
+            lambda_backends[account][region].invoke(
+                function_name=arn,
+                qualifier=None,
+                body=json.dumps(event),
+                headers={"x-amz-invocation-type": "Event"},
+                response_headers={},
+            )
+        except Exception:  # Lambda keeps an asynchronous invocation's failure to itself
+            log.exception("EventBridge could not invoke %s", arn)
+
+    threading.Thread(target=invoke, name="eventbridge", daemon=True).start()
+
+
+def deliver_event(event: dict[str, Any]) -> int:
+    """Route an AWS service's event through the default bus's rules in moto; the Lambda targets it reached.
+
+    moto's own delivery (put_events) has no Lambda targets, and Step Functions sends it nothing.
+    """
+    account, region = event["account"], event["region"]
+    bus = events_backends[account][region].event_buses.get("default")
+    reached = 0
+    for rule in list(bus.rules.values()) if bus else []:
+        if rule.state != "ENABLED" or not rule.event_pattern.matches_event(event):  # type: ignore[arg-type]
+            continue
+        for target in rule.targets:
+            if str(target["Arn"]).split(":")[2] == "lambda":
+                _invoke_later(account, str(target["Arn"]), event)
+                reached += 1
+    return reached
+
+
+def patch_execution_events() -> None:
+    """Send EventBridge the status change of each execution that ends, as Step Functions does."""
+    comm = BaseExecutionWorkerCommunication
+    original = comm.terminated
+    if _patched(original):
+        return
+    expect_shape(
+        "execution and EventBridge internals (terminated, Rule, matches_event, LambdaBackend.invoke)",
+        (
+            parameters(original),
+            parameters(EventsRule.__init__),
+            parameters(EventPattern.matches_event),
+            parameters(LambdaBackend.invoke),
+        ),
+        (
+            ["self"],
+            _RULE_PARAMETERS,
+            ["self", "event"],
+            ["self", "function_name", "qualifier", "body", "headers", "response_headers"],
+        ),
+    )
+
+    def terminated(self: Any) -> None:
+        original(self)
+        try:
+            deliver_event(execution_status_event(self.execution))
+        except Exception:  # delivery is best effort, as AWS's is; the execution has ended regardless
+            log.exception("the status change of %s was not delivered", self.execution.exec_arn)
+
+    comm.terminated = _ours(terminated)  # type: ignore[method-assign]
+
+
 # ---------------------------------------------------------------- the server itself
 def cache_service_list() -> None:
     """List moto's services once: its server lists and stats its package folder on every request."""
@@ -303,4 +428,5 @@ def patch_moto() -> None:
     serialize_dynamodb()
     cheap_transactions()
     patch_map_results()
+    patch_execution_events()
     cache_service_list()

@@ -88,6 +88,7 @@ class LocalStack:
         self._functions()
         self._notifications()
         self._state_machines()
+        self._rules()
         return self
 
     def stop(self) -> None:
@@ -222,6 +223,26 @@ class LocalStack:
                 definition=text,
                 roleArn=f"arn:aws:iam::{ACCOUNT}:role/{self.template.stack_name}-local",
             )
+
+    def _rules(self) -> None:
+        """Create the template's EventBridge rules on the default bus; AWS services' events reach them.
+
+        Step Functions' status changes go through them (moto_patches.patch_execution_events), so
+        what reaches a function is what the template's pattern lets through.
+        """
+        events = self.client("events")
+        for logical, res in self.template.of_type("AWS::Events::Rule").items():
+            props = self.template.resolve(res.get("Properties") or {})
+            name = self.template.physical_name(logical)
+            events.put_rule(
+                Name=name,
+                EventPattern=json.dumps(props["EventPattern"]),
+                State=props.get("State", "ENABLED"),
+                Description=props.get("Description", ""),
+            )
+            targets = [{"Id": t["Id"], "Arn": t["Arn"]} for t in props.get("Targets") or []]
+            if targets:
+                events.put_targets(Rule=name, Targets=targets)
 
     def invoke(self, function_name: str, event: dict[str, Any]) -> Any:
         """Run a function's handler in-process (what API Gateway's integration does)."""

@@ -98,11 +98,13 @@ class Reconciler:
         function = stack.functions[self.name]
         handler = function.handler()
         self.calls: list[tuple[dict[str, Any], Any]] = []
+        self.threads: dict[str, str] = {}  # event id -> the thread that invoked the function
         self._changed = threading.Condition()
 
         def recording(event: dict[str, Any], context: Any) -> Any:
             result = handler(event, context)
             with self._changed:
+                self.threads[str(event.get("id"))] = threading.current_thread().name
                 self.calls.append((event, result))
                 self._changed.notify_all()
             return result
@@ -181,6 +183,8 @@ def test_the_local_stack_sends_the_documented_event_through_the_templates_rule(
     project_id, event_id, arn = held_proc(stack, api, "s2_load_meta")
     stack.client("stepfunctions").stop_execution(executionArn=arn)
     [(event, _)] = reconciler.delivered(arn)
+    # Delivered asynchronously, as EventBridge invokes its Lambda targets.
+    assert reconciler.threads[event["id"]] == "eventbridge"
     # AWS's sample, key for key; the values tell of this execution.
     assert list(event) == list(SAMPLE) and list(event["detail"]) == list(SAMPLE["detail"])
     assert event["detail"]["inputDetails"] == SAMPLE["detail"]["inputDetails"]

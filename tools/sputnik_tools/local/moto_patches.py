@@ -402,6 +402,8 @@ def patch_execution_events() -> None:
 
     def terminated(self: Any) -> None:
         original(self)
+        if self.execution.sm_type != "STANDARD":  # Step Functions sends none for EXPRESS executions
+            return
         try:
             deliver_event(execution_status_event(self.execution))
         except Exception:  # delivery is best effort, as AWS's is; the execution has ended regardless

@@ -53,16 +53,20 @@ def status_event(task: str, event_id: int, project_id: int, status: str, **detai
 
 
 @contextmanager
-def held(stack: LocalStack, task: str, timeout: int | None = None) -> Iterator[None]:
-    """Executions started meanwhile wait before their first stage (and time out after `timeout` s).
+def held(
+    stack: LocalStack, task: str, timeout: int | None = None, first: dict[str, Any] | None = None
+) -> Iterator[None]:
+    """Executions started meanwhile pass `first` (by default, a long wait) before their first stage.
 
-    moto snapshots a machine's definition when an execution starts, so only those are held.
+    With `timeout`, they time out after that many seconds. moto snapshots a machine's definition
+    when an execution starts, so only those are changed.
     """
     sfn = stack.client("stepfunctions")
     arn = machine(task)
     original = sfn.describe_state_machine(stateMachineArn=arn)["definition"]
     definition = json.loads(original)
-    definition["States"]["Hold"] = {"Type": "Wait", "Seconds": HOLD, "Next": definition["StartAt"]}
+    state = first or {"Type": "Wait", "Seconds": HOLD}
+    definition["States"]["Hold"] = state | {"Next": definition["StartAt"]}
     definition["StartAt"] = "Hold"
     if timeout is not None:
         definition["TimeoutSeconds"] = timeout
@@ -170,6 +174,22 @@ def test_a_timed_out_execution_ends_its_proc_fatal(
     assert (ended["result"], ended["message"]) == ("FATAL", "resolve_scenes timed out")
     [(event, result)] = reconciler.delivered(arn)
     assert event["detail"]["status"] == "TIMED_OUT" and result["procs_failed"] == 1
+
+
+def test_an_execution_failing_past_every_catch_ends_its_proc_fatal(
+    stack: LocalStack, api: httpx.Client, reconciler: Reconciler
+) -> None:
+    project_id = new_project(api, "34TDQ")
+    # A path the input does not have: States.Runtime, which no Catch sees.
+    broken = {"Type": "Pass", "InputPath": "$.no.such.path"}
+    with held(stack, "s2_load_meta", first=broken):
+        event_id = run(api, "s2_load_meta", project_id)
+    arn = execution_arn("s2_load_meta", event_id)
+    assert execution_status(stack, arn) == "FAILED"
+    ended = finished(api, project_id, event_id)
+    assert (ended["result"], ended["message"]) == ("FATAL", "plan_months failed: the task's execution failed")
+    [(event, result)] = reconciler.delivered(arn)
+    assert event["detail"]["status"] == "FAILED" and result["procs_failed"] == 1
 
 
 def test_the_local_stack_sends_the_documented_event_through_the_templates_rule(

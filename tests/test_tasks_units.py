@@ -9,6 +9,7 @@ import pytest
 
 from sputnik.errors import InvalidInput
 from sputnik.settings import get_settings
+from sputnik.tasks import reconcile
 from sputnik.tasks.failures import failure_message, one_line
 from sputnik.tasks.plan_months import ARCHIVE_START, date_range, months
 from sputnik.tasks.registry import TASKS
@@ -77,6 +78,26 @@ def test_failures_read_in_one_line_without_internals(
     said = failure_message("s", error)
     assert said == (message or "s failed: internal error (ZeroDivisionError)")
     assert "\n" not in said and "/opt" not in said and "/vsis3" not in said
+
+
+@pytest.mark.parametrize(
+    ("status", "detail", "message"),
+    [
+        ("ABORTED", {}, "s stopped: the task's execution was aborted"),
+        ("TIMED_OUT", {}, "s timed out"),
+        ("FAILED", {}, "s failed: the task's execution failed"),
+        # Where the event names the error, the message says it, internals left out.
+        (
+            "FAILED",
+            {"error": "States.DataLimitExceeded", "cause": "at /var/task/x"},
+            "s failed: States.DataLimitExceeded",
+        ),
+    ],
+)
+def test_an_execution_that_ended_past_its_catch_reads_in_one_line(
+    status: str, detail: dict[str, str], message: str
+) -> None:
+    assert reconcile.message(status, "s", detail) == message
 
 
 def test_one_line_cuts_long_messages() -> None:

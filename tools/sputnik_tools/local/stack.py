@@ -39,6 +39,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_map.result_writer.
 from moto.stepfunctions.parser.asl.eval.program_state import ProgramError
 from werkzeug.serving import make_server
 
+from sputnik_tools.local_settings import local_environment
 from sputnik_tools.template import Route, Template
 
 log = logging.getLogger(__name__)
@@ -536,13 +537,7 @@ class LocalStack:
                 "MOTO_PORT": str(self.aws_port),
             }
         )
-        merged: dict[str, str] = {}
-        for logical in self.template.of_type("AWS::Serverless::Function"):
-            for key, value in self.template.function_environment(logical).items():
-                if merged.get(key, value) != value:
-                    raise ValueError(f"{key} differs between functions; the local stack shares one process")
-                merged[key] = value
-        os.environ.update(merged)
+        os.environ.update(local_environment(self.template))
         from sputnik.models import bind_tables
         from sputnik.settings import get_settings
 

@@ -9,7 +9,7 @@ PYTHON ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.1
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null && { echo $$p; break; }; done)
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck cfn-lint validate pytest bench clean build lock
+.PHONY: install run test lint typecheck cfn-lint validate pytest pytest-runtime-sdk bench clean build lock
 
 install: $(STAMP)
 
@@ -31,15 +31,19 @@ $(TOOLS_STAMP):
 	@touch $@
 
 # `sam build` without Docker needs the runtime's python3.12 itself first on PATH (not a pyenv shim).
-# The layers are built by layers/sputnik/Makefile; .aws-sam/runtime gets the runtime's own boto3, for
-# measuring the functions as Lambda runs them (bench/build_bench.py).
+# The layers are built by layers/sputnik/Makefile; .aws-sam/runtime gets the SDK the layers leave to
+# the runtime (layers/sputnik/lock/runtime.txt), for measuring the functions as Lambda runs them,
+# and .aws-sam/sdk the pinned SDK as a layer would ship it, for what bundling it would cost
+# (bench/build_bench.py).
 PYTHON_BIN = $(shell dirname "$$($(PYTHON) -c 'import sys; print(sys.executable)')")
 build: $(TOOLS_STAMP) bundle
 	@test -n "$(PYTHON)" || { echo "Python 3.12 not found: install it (e.g. pyenv install 3.12) and retry"; exit 1; }
 	PATH="$(PYTHON_BIN):$$PATH" $(TOOLS)/bin/sam build --parallel --template template.yaml
-	rm -rf .aws-sam/runtime
+	rm -rf .aws-sam/runtime .aws-sam/sdk
 	PATH="$(PYTHON_BIN):$$PATH" $(MAKE) --no-print-directory -C layers/sputnik runtime \
 		ARTIFACTS_DIR="$(CURDIR)/.aws-sam/runtime"
+	PATH="$(PYTHON_BIN):$$PATH" $(MAKE) --no-print-directory -C layers/sputnik sdk \
+		ARTIFACTS_DIR="$(CURDIR)/.aws-sam/sdk"
 
 # The layers' pins (layers/sputnik/lock/), from pyproject.toml for Lambda's platform;
 # `make lock UPGRADE=--upgrade` moves every pin to the newest release.
@@ -56,7 +60,7 @@ lock: $(TOOLS_STAMP)
 run: $(STAMP) bundle
 	$(BIN)/sputnik local --port $(PORT) --aws-port $(AWS_PORT)
 
-test: lint typecheck cfn-lint validate pytest
+test: lint typecheck cfn-lint validate pytest pytest-runtime-sdk
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -81,6 +85,17 @@ validate: $(STAMP) $(TOOLS_STAMP)
 
 pytest: $(STAMP) bundle chromium
 	$(BIN)/pytest -n 2 --dist loadfile -q
+
+# The functions import the Lambda runtime's boto3, not the newer one pinned here (the layers leave the
+# SDK out): the suite runs again with that SDK first on the path (layers/sputnik/lock/runtime.txt).
+RUNTIME_SDK := .runtime-sdk
+$(RUNTIME_SDK)/.installed: layers/sputnik/lock/runtime.txt $(STAMP)
+	rm -rf $(RUNTIME_SDK)
+	$(BIN)/python -m pip install -q --no-deps --target $(RUNTIME_SDK) -r $<
+	@touch $@
+
+pytest-runtime-sdk: $(RUNTIME_SDK)/.installed bundle chromium
+	PYTHONPATH=$(CURDIR)/$(RUNTIME_SDK) $(BIN)/pytest -n 2 --dist loadfile -q
 
 # The tile benchmark compares with stock titiler.application: installed for it only (not a dependency),
 # at the version of the titiler.core sputnik uses, so that pip changes nothing else.
@@ -110,4 +125,4 @@ chromium:
 	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam $(VIEWER)/node_modules $(BUNDLE)
+	rm -rf $(VENV) $(RUNTIME_SDK) .pytest_cache .mypy_cache .ruff_cache .aws-sam $(VIEWER)/node_modules $(BUNDLE)

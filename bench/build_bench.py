@@ -10,9 +10,13 @@ titiler.core app (a `TilerFactory` behind Mangum) is measured the same way on th
 as the reference for the imagery functions.
 Before timing, each layer passes a smoke run of real work (a tile rendered from a fixture COG,
 PROJ transforms, geometry, a password hash), so that slimming cannot break a library unseen.
+The layers leave the AWS SDK to the runtime; what bundling the pinned one would cost is measured
+beside it: the SDK as a layer would ship it (.aws-sam/sdk), whole and with botocore's data cut to
+the services the library calls, against the budgets, and each function's cold init with it.
 """
 
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -26,6 +30,8 @@ from sputnik_tools.template import Template
 
 BUILD = REPO / ".aws-sam" / "build"
 RUNTIME = REPO / ".aws-sam" / "runtime"
+SDK = REPO / ".aws-sam" / "sdk"
+LIBRARY = REPO / "layers" / "sputnik" / "sputnik"
 RUNS = 5
 MB = 1e6  # decimal, as Lambda's documented limits are read against `du --apparent-size -B1`
 # Per layer: the size budget of a function with it (MB), and its cold-init budget (ms).
@@ -122,9 +128,13 @@ def size(*folders: Path) -> int:
     return sum(p.stat().st_size for f in folders for p in f.rglob("*") if p.is_file() and not p.is_symlink())
 
 
-def run_isolated(code: str, target: Target, env: dict[str, str]) -> str:
-    """Run code in a fresh interpreter that sees only the target's code, its layer and the runtime."""
-    paths = [str(target.code), str(BUILD / target.layer / "python"), str(RUNTIME)]
+def run_isolated(code: str, target: Target, env: dict[str, str], *, sdk: bool = False) -> str:
+    """Run code in a fresh interpreter that sees only the target's code, its layer and the runtime.
+
+    With `sdk`, the pinned SDK sits in the layer, before the runtime's (as Lambda orders them).
+    """
+    layer = [str(BUILD / target.layer / "python"), *([str(SDK)] if sdk else [])]
+    paths = [str(target.code), *layer, str(RUNTIME)]
     # -I -S: no site-packages, no PYTHONPATH, no user site: only the standard library and these.
     prelude = f"import sys; sys.path[:0] = {paths!r}\n"
     with tempfile.TemporaryDirectory() as cwd:
@@ -140,7 +150,7 @@ def run_isolated(code: str, target: Target, env: dict[str, str]) -> str:
     return out.stdout.strip()
 
 
-def cold_init_ms(target: Target, env: dict[str, str]) -> tuple[float, float, float]:
+def cold_init_ms(target: Target, env: dict[str, str], *, sdk: bool = False) -> tuple[float, float, float]:
     """Import the handler module once, as Lambda's init phase does, then serve a first request.
 
     Returns CPU and wall milliseconds of init, and CPU milliseconds of an HTTP function's first
@@ -164,7 +174,7 @@ def cold_init_ms(target: Target, env: dict[str, str]) -> tuple[float, float, flo
             first = spent[0] - spent[1]
         print(cpu * 1000, wall * 1000, first * 1000)
     """
-    cpu, wall, first = run_isolated(code, target, env).split()
+    cpu, wall, first = run_isolated(code, target, env, sdk=sdk).split()
     return float(cpu), float(wall), float(first)
 
 
@@ -200,9 +210,16 @@ def main() -> None:
             probe = next(t for t in [*targets, stock] if t.layer == layer)
             print(f"  {layer:<14} {run_isolated(code, probe, envs[probe.name])}")
 
+        bundled = SDK.is_dir()
+        versions = "import boto3, botocore; print(boto3.__version__, botocore.__version__)"
+        sdk_versions = {
+            kind: run_isolated(versions, targets[0], envs[targets[0].name], sdk=kind == "bundled")
+            for kind in ("runtime", *(["bundled"] if bundled else []))
+        }
         cpu: dict[str, list[float]] = {t.name: [] for t in [*targets, stock]}
         wall: dict[str, list[float]] = {t.name: [] for t in [*targets, stock]}
         first: dict[str, list[float]] = {t.name: [] for t in [*targets, stock]}
+        with_sdk: dict[str, list[float]] = {t.name: [] for t in targets}
         load = os.getloadavg()[0]
         for _ in range(RUNS):
             for target in [*targets, stock]:
@@ -210,6 +227,8 @@ def main() -> None:
                 cpu[target.name].append(spent)
                 wall[target.name].append(elapsed)
                 first[target.name].append(first_request)
+                if bundled and target.name != STOCK:
+                    with_sdk[target.name].append(cold_init_ms(target, envs[target.name], sdk=True)[0])
         load = max(load, os.getloadavg()[0])
 
     print(f"build: each function with its layer, unzipped, and its cold init, median of {RUNS}")
@@ -240,6 +259,48 @@ def main() -> None:
     for layer in SIZE_BUDGET:
         folder = BUILD / layer / "python"
         print(f"  layer {layer}: {size(folder) / MB:.1f} MB")
+    if bundled:
+        sdk_report(targets, cpu, with_sdk, sdk_versions)
+    else:
+        print("build: no .aws-sam/sdk (`make build` makes it): the bundled SDK is not measured")
+
+
+def called_services() -> set[str]:
+    """The AWS services the library calls: its `client("...")` calls, and DynamoDB (PynamoDB's)."""
+    found = {"dynamodb"}
+    for path in LIBRARY.rglob("*.py"):
+        found.update(re.findall(r"""\bclient\(["']([a-z0-9-]+)["']\)""", path.read_text()))
+    return found
+
+
+def sdk_report(
+    targets: list[Target],
+    cpu: dict[str, list[float]],
+    with_sdk: dict[str, list[float]],
+    versions: dict[str, str],
+) -> None:
+    """What bundling the pinned SDK would cost: sizes against the budgets, and cold init with it."""
+    services = called_services()
+    data = SDK / "botocore" / "data"
+    unused = [d for d in data.iterdir() if d.is_dir() and d.name not in services]
+    whole, cut = size(SDK), size(SDK) - size(*unused)
+    (boto3, botocore), (pinned_boto3, pinned_botocore) = (versions[k].split() for k in ("runtime", "bundled"))
+    print(
+        f"build: the AWS SDK left to the runtime (boto3 {boto3}, botocore {botocore}, .aws-sam/runtime)"
+        f" or bundled (the pinned {pinned_boto3}, {pinned_botocore}, .aws-sam/sdk)"
+    )
+    print(
+        f"  bundled SDK as a layer ships it: {whole / MB:.1f} MB; with botocore's data cut to the"
+        f" services the library calls ({', '.join(sorted(services))}): {cut / MB:.1f} MB"
+    )
+    print(f"  {'largest function with its layer':<32}{'MB':>7}{'+ SDK':>8}{'+ cut SDK':>11}{'budget':>8}")
+    for layer, budget in SIZE_BUDGET.items():
+        mb = max(size(t.code, BUILD / layer / "python") for t in targets if t.layer == layer) / MB
+        print(f"  {layer:<32}{mb:>7.1f}{mb + whole / MB:>8.1f}{mb + cut / MB:>11.1f}{budget:>8}")
+    print(f"  {'cold init, CPU ms, median':<32}{'runtime':>9}{'bundled':>9}{'ratio':>7}")
+    for target in targets:
+        runtime, sdk = statistics.median(cpu[target.name]), statistics.median(with_sdk[target.name])
+        print(f"  {target.name:<32}{runtime:>9.0f}{sdk:>9.0f}{sdk / runtime:>7.2f}")
 
 
 if __name__ == "__main__":

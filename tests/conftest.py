@@ -10,11 +10,15 @@ import botocore.client
 import httpx
 import pytest
 
+from sputnik_tools.local_settings import use_local_settings
+
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
 TEMPLATE = REPO / "template.yaml"
 PASSWORD = "correct horse battery"
 _logins = itertools.count()
+# The library has no default names: tests, and the processes they start, see the local stack's.
+use_local_settings(TEMPLATE)
 
 
 @pytest.fixture(scope="session")

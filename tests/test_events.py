@@ -31,6 +31,7 @@ from sputnik.tasks.registry import TASKS
 from sputnik.tiles.rgb import RGB
 from sputnik_tools import cli
 from sputnik_tools.local.ports import free_port
+from sputnik_tools.local_settings import local_region
 from sputnik_tools.template import Template
 from tests.conftest import REPO, TEMPLATE
 from tests.test_observability import json_lines, metrics_of
@@ -125,8 +126,9 @@ def test_http_events_are_routes_of_their_function() -> None:
 def use_local(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Point boto3 and the models at the local stack, as `sputnik invoke` does."""
     monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", get_settings().region)
-    monkeypatch.setenv("AWS_REGION", get_settings().region)
+    region = local_region(Template.load(TEMPLATE))
+    monkeypatch.setenv("AWS_DEFAULT_REGION", region)
+    monkeypatch.setenv("AWS_REGION", region)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "local")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local")
     bind_tables()

@@ -17,13 +17,11 @@ from moto.dynamodb.responses import DynamoHandler
 from moto.s3 import notifications as s3_notifications
 from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
 
-from sputnik.settings import Settings
 from sputnik_tools.local import moto_patches
 from sputnik_tools.local.front import Front, build_event, parse_result
 from sputnik_tools.local.ports import free_port
 from sputnik_tools.local.stack import LocalStack
-from sputnik_tools.template import Route, Template
-from tests.conftest import TEMPLATE
+from sputnik_tools.template import Route
 
 MINI = Path(__file__).parent / "data" / "mini" / "template.yaml"
 
@@ -181,16 +179,6 @@ def test_unknown_route_is_404_without_calling_a_function(front: Front) -> None:
     r = httpx.get(f"{front.url}/nothing/here")
     # API Gateway's own answer, not a function's (which would carry "detail").
     assert r.status_code == 404 and r.json() == {"message": "Not Found"}
-
-
-def test_settings_defaults_are_the_local_stack_names() -> None:
-    # One source of truth: what the CLI assumes locally is what the template yields.
-    template = Template.load(TEMPLATE)
-    env = template.function_environment("ProjectsFunction")
-    defaults = Settings()
-    for key, value in env.items():
-        if key.startswith("SPUTNIK_"):
-            assert getattr(defaults, key.removeprefix("SPUTNIK_").lower()) == value
 
 
 def test_request_log_records_s3_gets_with_their_range(stack: LocalStack) -> None:

@@ -87,6 +87,38 @@ def test_the_locks_agree_and_each_layer_holds_the_one_before() -> None:
     assert {"rasterio", "rio-tiler", "titiler-core"} <= imagery.keys() - geometry.keys()
 
 
+def test_the_runtimes_sdk_stand_in_is_the_oldest_pyproject_accepts_and_left_out_of_every_layer() -> None:
+    """lock/runtime.txt: what the layers leave to Lambda's runtime, tested at pyproject's floor."""
+    from packaging.version import Version
+
+    runtime = _pins("runtime.txt")
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    floors = {
+        canonicalize_name(r.name): min(Version(s.version) for s in r.specifier if s.operator == ">=")
+        for r in map(Requirement, project["dependencies"] + project["optional-dependencies"]["local"])
+        if canonicalize_name(r.name) in ("boto3", "botocore")
+    }
+    assert floors.keys() == {"boto3", "botocore"}
+    for name, floor in floors.items():
+        assert Version(runtime[name]) == floor, f"lock/runtime.txt pins {name} {runtime[name]}, not {floor}"
+    # The rest of the SDK: every package the layers' Makefile leaves out, as the runtime has it.
+    makefile = (LAYER / "Makefile").read_text()
+    assert "RUNTIME := $(shell sed -n 's/==.*//p' lock/runtime.txt" in makefile
+    assert {"boto3", "botocore", "s3transfer", "urllib3"} <= runtime.keys()
+    # The newest pins agree with the runtime's on everything but the SDK's own releases.
+    base = _pins("base.txt")
+    assert {k: v for k, v in runtime.items() if base[k] != v}.keys() == {"boto3", "botocore", "s3transfer"}
+
+
+def test_the_suite_runs_on_one_of_the_two_sdks_the_functions_may_meet() -> None:
+    """The newest pins (`make pytest`) or the runtime's stand-in (`make pytest-runtime-sdk`)."""
+    import boto3
+    import botocore
+
+    runs = {(_pins(lock)["boto3"], _pins(lock)["botocore"]) for lock in ("base.txt", "runtime.txt")}
+    assert (boto3.__version__, botocore.__version__) in runs
+
+
 def test_every_function_attaches_exactly_one_of_the_layers() -> None:
     template = Template.load(TEMPLATE)
     for logical in FUNCTIONS:

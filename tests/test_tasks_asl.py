@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from sputnik.settings import Settings
+from sputnik.settings import get_settings
 from sputnik.tasks.registry import TASKS
 from sputnik_tools.template import Template
 from tests.conftest import REPO, TEMPLATE
@@ -94,10 +94,10 @@ def test_the_template_wires_each_tasks_machine(name: str) -> None:
     text = (REPO / props["DefinitionUri"]).read_text()
     assert Path(props["DefinitionUri"]).name == f"{name}.asl.json"
     assert set(re.findall(r"\$\{(\w+)\}", text)) == set(props["DefinitionSubstitutions"])
-    # What the tasks function is told is the machine the local stack made (and Settings defaults to).
+    # What the tasks function is told is the machine the local stack made (and what the tests read).
     env = template.function_environment("TasksFunction")
     arn = env[f"SPUTNIK_{task.machine_setting.upper()}"]
-    assert arn == template.arn(task.machine) == task.machine_arn(Settings())
+    assert arn == template.arn(task.machine) == task.machine_arn(get_settings())
     # Each stage function of the machine may touch only what it needs: no function gets a wildcard.
     for logical in props["DefinitionSubstitutions"]:
         if logical.endswith("Function"):

@@ -8,37 +8,6 @@ from pathlib import Path
 
 from sputnik.errors import SputnikError
 
-# Settings field -> logical id in template.yaml, to find a deployed stack's physical names.
-STACK_RESOURCES = {
-    "SPUTNIK_USERS_TABLE": "UsersTable",
-    "SPUTNIK_COUNTERS_TABLE": "CountersTable",
-    "SPUTNIK_PROJECTS_TABLE": "ProjectsTable",
-    "SPUTNIK_PROJECT_TILES_TABLE": "ProjectTilesTable",
-    "SPUTNIK_SCENES_TABLE": "ScenesTable",
-    "SPUTNIK_META_TABLE": "MetaTable",
-    "SPUTNIK_PRODUCTS_TABLE": "ProductsTable",
-    "SPUTNIK_ARCHIVE_BUCKET": "ArchiveBucket",
-    "SPUTNIK_PRODUCTS_BUCKET": "ProductsBucket",
-}
-
-
-def use_stack(stack_name: str) -> None:
-    """Read the physical names of a deployed CloudFormation stack into the environment."""
-    import boto3
-
-    resources = boto3.client("cloudformation").describe_stack_resources(StackName=stack_name)[
-        "StackResources"
-    ]
-    physical = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in resources}
-    for env, logical in STACK_RESOURCES.items():
-        if logical in physical:
-            os.environ[env] = physical[logical]
-    from sputnik.models import bind_tables
-    from sputnik.settings import get_settings
-
-    get_settings.cache_clear()
-    bind_tables()
-
 
 def _read_password(args: argparse.Namespace) -> str:
     """Read a password from stdin (one line) or ask for it without echo."""
@@ -191,19 +160,35 @@ def main(argv: list[str] | None = None) -> int:
         # The local stack takes any credentials; spare users from inventing some.
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
-    from sputnik.settings import get_settings
+    from sputnik.settings import MissingSettings
+    from sputnik_tools.local_settings import TEMPLATE, local_region, use_local_settings, use_stack_settings
+    from sputnik_tools.template import Template
 
+    template = Path(getattr(args, "template", TEMPLATE))
     # The local stack lives in one region whatever the shell's AWS_DEFAULT_REGION says.
-    region = args.region or (get_settings().region if local else None)
+    region = args.region or (local_region(Template.load(template)) if local else None)
     if region:
         os.environ["AWS_DEFAULT_REGION"] = os.environ["AWS_REGION"] = region
     try:
+        # The library has no default names: the local stack's where it is the endpoint (or is being
+        # started), a deployed stack's with --stack; otherwise the SPUTNIK_* variables must be set.
+        if local or args.cmd == "local":
+            use_local_settings(template)
+        if args.stack:
+            import boto3
+
+            use_stack_settings(template, boto3.client("cloudformation"), args.stack)
         from sputnik.models import bind_tables
 
         bind_tables()
-        if args.stack:
-            use_stack(args.stack)
         return int(args.func(args))
+    except MissingSettings as exc:
+        names = ", ".join(exc.variables)
+        print(
+            f"sputnik: {names} not set: name the deployed stack with --stack, set them,"
+            " or point AWS_ENDPOINT_URL at the local stack",
+            file=sys.stderr,
+        )
     except SputnikError as exc:
         print(f"sputnik: {exc}", file=sys.stderr)
     except Exception as exc:

@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from sputnik import __version__
+from sputnik_tools.local_settings import use_local_settings
 from sputnik_tools.template import Template
 
 DESCRIPTION = (
@@ -97,6 +98,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("template", type=Path)
     parser.add_argument("out", type=Path)
     args = parser.parse_args(argv)
+    # Building the apps reads the settings (nothing is called): the local stack's names serve.
+    use_local_settings(args.template)
     print(write_document(args.template, args.out))
 
 

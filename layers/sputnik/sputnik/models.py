@@ -240,7 +240,8 @@ def bind_tables(settings: Settings | None = None) -> None:
     """Point every model at the table names, region and endpoint of this environment."""
     settings = settings or get_settings()
     host = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL")
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or settings.region
+    # Lambda always sets AWS_REGION; elsewhere the tools set AWS_DEFAULT_REGION (or boto's own rules apply).
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     for model, field in TABLES.items():
         model.Meta.table_name = getattr(settings, field)
         model.Meta.region = region

@@ -169,7 +169,7 @@ def request_backfill(project_id: int) -> None:
     every write of the backfill is idempotent, and scenes arriving meanwhile are matched by ingest.
     """
     aws.client("lambda").invoke(
-        FunctionName=get_settings().ingest_function,
+        FunctionName=get_settings().value("ingest_function"),
         InvocationType="Event",
         Payload=json.dumps({"backfill_project": project_id}).encode(),
     )

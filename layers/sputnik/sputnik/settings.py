@@ -1,7 +1,8 @@
-"""Settings read from the environment that template.yaml sets for every function."""
+"""Settings read from the environment that template.yaml gives each function."""
 
 import os
-from dataclasses import dataclass, fields
+from collections.abc import Iterable, Mapping
+from dataclasses import MISSING, dataclass, fields
 from functools import lru_cache
 
 PREFIX = "SPUTNIK_"
@@ -10,39 +11,80 @@ PREFIX = "SPUTNIK_"
 ARCHIVE_PREFIX = "sentinel-s2-l2a-cogs"
 
 
+def variable(field: str) -> str:
+    """The environment variable of a setting: `users_table` is read from SPUTNIK_USERS_TABLE."""
+    return PREFIX + field.upper()
+
+
+class MissingSettings(RuntimeError):
+    """Variables a function needs that its environment lacks: its init fails with their names."""
+
+    def __init__(self, variables: Iterable[str]) -> None:
+        self.variables = tuple(variables)
+        super().__init__(
+            f"missing environment variables {', '.join(self.variables)}: "
+            "template.yaml sets them for every function that reads them"
+        )
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Names of the resources a function uses, as template.yaml's Globals set them.
+    """Names of the resources a function uses, each read from `SPUTNIK_<NAME>`.
 
-    Each is read from `SPUTNIK_<NAME>` (e.g. SPUTNIK_USERS_TABLE). The defaults are the names the
-    local stack gives the template's resources, so the CLI works against `make run` with nothing
-    set; on AWS, Lambda's environment (or `sputnik --stack`) sets them. A plain dataclass, not
-    pydantic-settings: every field is a string, and its import was a tenth of a cold start.
+    None has a default, on Lambda or anywhere else: a name that is not the stack's would send a
+    function to tables and buckets that do not exist, so a missing variable fails the reading,
+    which every function does at init (importing `sputnik.models` binds the tables). The tools
+    (`sputnik_tools.local_settings`) give the CLI, tests and benchmarks the local stack's names.
+    The stack-wide ones are template.yaml's Globals, which every function has; the last three only
+    the functions that use them get, and those functions `require` them at init.
+    A plain dataclass, not pydantic-settings: every field is a string, and its import was a tenth
+    of a cold start.
     """
 
-    users_table: str = "sputnik-UsersTable"
-    counters_table: str = "sputnik-CountersTable"
-    projects_table: str = "sputnik-ProjectsTable"
-    project_tiles_table: str = "sputnik-ProjectTilesTable"
-    scenes_table: str = "sputnik-ScenesTable"
-    meta_table: str = "sputnik-MetaTable"
-    products_table: str = "sputnik-ProductsTable"
-    archive_bucket: str = "sputnik-archive-123456789012-us-east-1"
-    # A public archive in another account whose new items are ingested too (template: ExternalArchiveBucket).
-    external_archive_bucket: str = "sentinel-cogs"
-    products_bucket: str = "sputnik-productsbucket"
-    ingest_function: str = "sputnik-IngestFunction"
-    procs_table: str = "sputnik-ProcsTable"
-    task_bucket: str = "sputnik-taskbucket"
-    s2_load_meta_machine: str = "arn:aws:states:us-east-1:123456789012:stateMachine:sputnik-s2_load_meta"
-    s2_load_data_machine: str = "arn:aws:states:us-east-1:123456789012:stateMachine:sputnik-s2_load_data"
-    region: str = "us-east-1"
+    users_table: str
+    counters_table: str
+    projects_table: str
+    project_tiles_table: str
+    scenes_table: str
+    meta_table: str
+    products_table: str
+    procs_table: str
+    archive_bucket: str
+    # A public archive in another account whose new items are ingested too (template:
+    # ExternalArchiveBucket); empty when the stack follows none.
+    external_archive_bucket: str
+    products_bucket: str
+    task_bucket: str
+    # ProjectsFunction: the function that backfills a new project.
+    ingest_function: str | None = None
+    # TasksFunction: each task's state machine (Task.machine_setting names the field).
+    s2_load_meta_machine: str | None = None
+    s2_load_data_machine: str | None = None
 
     @classmethod
-    def from_environment(cls) -> "Settings":
-        """Read every setting that the environment sets; the rest keep their defaults."""
-        names = {f.name: PREFIX + f.name.upper() for f in fields(cls)}
-        return cls(**{field: os.environ[name] for field, name in names.items() if name in os.environ})
+    def stack_wide(cls) -> tuple[str, ...]:
+        """The fields every function has (template.yaml's Globals): those without a default."""
+        return tuple(f.name for f in fields(cls) if f.default is MISSING)
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        """Read the settings; MissingSettings names every stack-wide variable the environment lacks."""
+        environ = os.environ if environ is None else environ
+        missing = [variable(name) for name in cls.stack_wide() if variable(name) not in environ]
+        if missing:
+            raise MissingSettings(missing)
+        return cls(**{f.name: environ[variable(f.name)] for f in fields(cls) if variable(f.name) in environ})
+
+    def require(self, *names: str) -> None:
+        """Fail, naming every variable, unless this function was given these settings."""
+        missing = [variable(name) for name in names if getattr(self, name) is None]
+        if missing:
+            raise MissingSettings(missing)
+
+    def value(self, name: str) -> str:
+        """One setting that only some functions get, which this function must have."""
+        self.require(name)
+        return str(getattr(self, name))
 
     @property
     def archive_buckets(self) -> frozenset[str]:

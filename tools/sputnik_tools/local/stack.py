@@ -16,6 +16,7 @@ from moto.server import ThreadedMotoServer
 from sputnik_tools.local.moto_patches import patch_moto
 from sputnik_tools.local.recording import RecordedRequest, RecordingMotoServer
 from sputnik_tools.local.runtime import ACCOUNT, FUNCTIONS, REGION, LocalFunction, stamp_log_records
+from sputnik_tools.local_settings import local_environment
 from sputnik_tools.template import Route, Template
 
 
@@ -118,13 +119,7 @@ class LocalStack:
                 "MOTO_PORT": str(self.aws_port),
             }
         )
-        merged: dict[str, str] = {}
-        for logical in self.template.of_type("AWS::Serverless::Function"):
-            for key, value in self.template.function_environment(logical).items():
-                if merged.get(key, value) != value:
-                    raise ValueError(f"{key} differs between functions; the local stack shares one process")
-                merged[key] = value
-        os.environ.update(merged)
+        os.environ.update(local_environment(self.template))
         from sputnik.models import bind_tables
         from sputnik.settings import get_settings
 

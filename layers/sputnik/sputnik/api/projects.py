@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from sputnik import projects
 from sputnik.api.common import Caller, create_app
 from sputnik.models import ProjectModel
+from sputnik.settings import get_settings
 
 
 class ProjectNewParams(BaseModel):
@@ -63,6 +64,8 @@ def _project(p: ProjectModel) -> dict[str, Any]:
 
 def create_projects_app() -> FastAPI:
     """Build the projects app."""
+    # A new project asks IngestFunction for its backfill: without its name, fail init, not a request.
+    get_settings().require("ingest_function")
     app = create_app("sputnik projects")
 
     @app.post("/project/new", summary="Save project", response_model=ProjectNewRes)

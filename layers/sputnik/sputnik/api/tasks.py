@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from sputnik.api.common import Caller, create_app
 from sputnik.models import ProcModel
 from sputnik.projects import check_owner
+from sputnik.settings import get_settings
 from sputnik.tasks import procs, runner
 from sputnik.tasks.registry import TASKS
 
@@ -110,6 +111,8 @@ def list_procs(login: str, project_id: int) -> list[ProcRes]:
 
 def create_tasks_app() -> FastAPI:
     """Build the tasks app."""
+    # /task/run starts each task's state machine: without their ARNs, fail init, not a request.
+    get_settings().require(*(task.machine_setting for task in TASKS.values()))
     app = create_app("sputnik tasks")
 
     @app.get("/task/list", summary="Task list", response_model=TaskListRes)

@@ -50,7 +50,7 @@ class Task:
 
     def machine_arn(self, settings: Settings) -> str:
         """ARN of the task's state machine in this environment."""
-        return str(getattr(settings, self.machine_setting))
+        return settings.value(self.machine_setting)
 
     def check_params(self, params: Any) -> dict[str, Any]:
         """Validate params against the task's schema; the normalised params, or InvalidInput saying which."""

@@ -98,7 +98,7 @@ def latencies(client: httpx.Client, project_id: int, requests: int) -> tuple[lis
 
 def own_work_ms(batch: list[tuple[str, bytes]], projects: int) -> float:
     """Milliseconds per scene of sputnik's own ingest work (parse, match, build records), no AWS calls."""
-    from sputnik import geo, ingest
+    from sputnik import catalogue, geo
     from sputnik.models import ProjectTileModel
 
     border = geo.to_wkt(geo.parse_border(BORDER))
@@ -110,8 +110,8 @@ def own_work_ms(batch: list[tuple[str, bytes]], projects: int) -> float:
     for _, body in batch:
         scene = stac.parse_item(body)
         for row_ in rows:
-            if ingest._matches(row_, scene):
-                ingest.meta_record(int(row_.project_id), scene, "s0", get_settings().archive_bucket)
+            if catalogue.matches(row_, scene):
+                catalogue.meta_record(int(row_.project_id), scene, "s0", get_settings().archive_bucket)
     return (time.perf_counter() - t) * 1000 / len(batch)
 
 

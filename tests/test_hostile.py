@@ -270,7 +270,7 @@ def test_generated_items_never_fail_ingest_or_leave_half_a_record(
             }
         ]
     }
-    counts = ingest.handle_event(event)  # never raises for a bad item
+    counts = ingest.handle(event)  # never raises for a bad item
     assert counts["ingested"] + counts["skipped"] + counts["stale"] == 1
     hypothesis.event("ingested" if counts["ingested"] else "skipped or stale")
     hypothesis.event(f"matched the project: {bool(counts['matched'])}")

@@ -126,7 +126,7 @@ class Template:
         )
 
     def resolve(self, value: Any, extra: dict[str, str] | None = None) -> Any:
-        """Resolve Ref, Sub, GetAtt (Arn) and Join against local names; leave plain values alone."""
+        """Resolve Ref, Sub, GetAtt (Arn), Join, Split and Select against local names; leave the rest."""
         if isinstance(value, list):
             return [self.resolve(v, extra) for v in value]
         if not isinstance(value, dict):
@@ -149,6 +149,12 @@ class Template:
         if "Fn::Join" in value:
             sep, parts = value["Fn::Join"]
             return sep.join(str(self.resolve(p, extra)) for p in parts)
+        if "Fn::Split" in value:
+            sep, text = value["Fn::Split"]
+            return str(self.resolve(text, extra)).split(sep)
+        if "Fn::Select" in value:
+            index, items = value["Fn::Select"]
+            return self.resolve(items, extra)[int(self.resolve(index, extra))]
         return {k: self.resolve(v, extra) for k, v in value.items()}
 
     def _sub_name(self, name: str, extra: dict[str, str] | None) -> str:

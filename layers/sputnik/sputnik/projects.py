@@ -162,16 +162,23 @@ def delete_project(project: ProjectModel) -> None:
             tx.delete(ProjectTileModel(tile, project.project_id))
 
 
-def request_backfill(project_id: int) -> None:
+def request_backfill(
+    project_id: int, resume: dict[str, Any] | None = None, function: str | None = None
+) -> None:
     """Ask IngestFunction, asynchronously, to bring in the scenes already catalogued for a project.
 
     Asynchronous so the caller gets the id at once and Lambda retries a failed backfill itself;
     every write of the backfill is idempotent, and scenes arriving meanwhile are matched by ingest.
+    A backfill longer than one invocation asks for its next part with where to `resume` (naming
+    itself as the `function`: a function cannot be given its own name by the template).
     """
+    request: dict[str, Any] = {"backfill_project": project_id}
+    if resume is not None:
+        request["resume"] = resume
     aws.client("lambda").invoke(
-        FunctionName=get_settings().value("ingest_function"),
+        FunctionName=function or get_settings().value("ingest_function"),
         InvocationType="Event",
-        Payload=json.dumps({"backfill_project": project_id}).encode(),
+        Payload=json.dumps(request).encode(),
     )
 
 

@@ -6,10 +6,11 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 import shapely
@@ -53,6 +54,16 @@ _ITEM_KEY_RE = re.compile(
     r"/(\d{4})/([1-9]|1[0-2])/([A-Za-z0-9_.-]+)/\6\.json$"
 )
 _SCENE_ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")  # one path segment, never "." or ".."
+# The https forms S3 documents for an object: virtual-hosted (`{bucket}.s3.{region}.amazonaws.com`,
+# the legacy `{bucket}.s3-{region}` and global `{bucket}.s3`) and path-style (`s3.{region}...` and
+# the rest, with the bucket as the first path segment). Anything else (another host, a port,
+# credentials, a query) is not an S3 object URL.
+_S3_HOST_RE = re.compile(
+    r"(?:(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\.)?s3(?:[.-][a-z]{2}(?:-[a-z]+)+-[0-9])?\.amazonaws\.com"
+)
+_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+# A key segment as the archive writes them: no percent-encoding, no "..", nothing a URL reinterprets.
+_KEY_SEGMENT_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,254}")
 
 
 @dataclass(frozen=True)
@@ -283,6 +294,62 @@ def _assets(assets: Mapping[str, Any]) -> dict[str, str]:
         if v1 in hrefs and v0 not in hrefs:
             hrefs[v0] = hrefs[v1]
     return hrefs
+
+
+def s3_object(url: str) -> tuple[str, str] | None:
+    """The (bucket, key) an `s3://` or S3 `https://` URL names; None for any other URL or a tricky key."""
+    if url.startswith("s3://"):
+        bucket, _, key = url.removeprefix("s3://").partition("/")
+    else:
+        try:
+            parts = urlsplit(url)
+        except ValueError:  # e.g. an unclosed IPv6 bracket
+            return None
+        # The whole netloc must be an S3 host: a port or `user@` in front makes it someone else's.
+        host = _S3_HOST_RE.fullmatch(parts.netloc.lower())
+        if parts.scheme != "https" or host is None or parts.query or parts.fragment:
+            return None
+        path = parts.path.removeprefix("/")
+        if host.group("bucket"):
+            bucket, key = host.group("bucket"), path
+        else:
+            bucket, _, key = path.partition("/")
+    segments = key.split("/")
+    if not _BUCKET_RE.fullmatch(bucket) or any(
+        not _KEY_SEGMENT_RE.fullmatch(part) or part in {".", ".."} for part in segments
+    ):
+        return None
+    return bucket, key
+
+
+def archive_url(url: str, bucket: str) -> str:
+    """`s3://{bucket}/{key}` for a URL of an object of `bucket`'s archive prefix; any other URL unchanged."""
+    found = s3_object(url)
+    if found is None or found[0] != bucket or not found[1].startswith(f"{ARCHIVE_PREFIX}/"):
+        return url
+    return f"s3://{found[0]}/{found[1]}"
+
+
+def in_bucket(scene: Scene, bucket: str) -> Scene:
+    """The scene with its asset hrefs into `bucket`'s archive in the `s3://` form the tiler reads."""
+    return replace(
+        scene, assets=MappingProxyType({k: archive_url(v, bucket) for k, v in scene.assets.items()})
+    )
+
+
+def item_location(item: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The S3 object an item says it is: its `canonical` link, else its `self` link, if an S3 URL."""
+    links = item.get("links")
+    hrefs: dict[object, str] = {
+        link.get("rel"): str(link["href"])
+        for link in (links if isinstance(links, list) else [])
+        if isinstance(link, Mapping) and isinstance(link.get("href"), str)
+    }
+    for rel in ("canonical", "self"):
+        found = s3_object(hrefs[rel]) if rel in hrefs else None
+        if found is not None:
+            return found
+    return None
 
 
 def _split_tile(tile: str) -> tuple[int, str, str]:

@@ -198,6 +198,34 @@ class LocalStack:
                 Bucket=bucket, NotificationConfiguration={"LambdaFunctionConfigurations": configs}
             )
 
+    def subscribe(self, parameter: str, topic_arn: str) -> list[str]:
+        """Subscribe as the template does to the topic a parameter names, set to `topic_arn`; the ARNs.
+
+        Each AWS::SNS::Subscription of that topic is made in its Region with its FilterPolicy, which
+        moto's SNS applies as SNS does.
+        """
+        made = []
+        for res in self.template.of_type("AWS::SNS::Subscription").values():
+            if (res.get("Properties") or {}).get("TopicArn") != {"Ref": parameter}:
+                continue
+            props = self.template.resolve(res["Properties"], {parameter: topic_arn})
+            attributes = (
+                {"FilterPolicy": json.dumps(props["FilterPolicy"])} if "FilterPolicy" in props else {}
+            )
+            if "FilterPolicyScope" in props:
+                attributes["FilterPolicyScope"] = props["FilterPolicyScope"]
+            sns = boto3.client("sns", endpoint_url=self.endpoint, region_name=props.get("Region", REGION))
+            made.append(
+                sns.subscribe(
+                    TopicArn=props["TopicArn"],
+                    Protocol=props["Protocol"],
+                    Endpoint=props["Endpoint"],
+                    Attributes=attributes,
+                    ReturnSubscriptionArn=True,
+                )["SubscriptionArn"]
+            )
+        return made
+
     def _state_machines(self) -> None:
         """Create state machines from their ASL files with DefinitionSubstitutions applied."""
         sfn = self.client("stepfunctions")

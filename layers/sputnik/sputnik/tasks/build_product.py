@@ -4,7 +4,7 @@ from typing import Any
 
 from pynamodb.exceptions import DoesNotExist
 
-from sputnik.ingest import scene_from_record
+from sputnik.catalogue import scene_from_record
 from sputnik.models import MetaModel, ProductModel, ProjectModel, SceneModel
 from sputnik.settings import get_settings
 from sputnik.tasks.failures import StageError

@@ -4,7 +4,7 @@ import logging
 import re
 from typing import Any
 
-from sputnik import aws, ingest, stac
+from sputnik import aws, catalogue, stac
 from sputnik.errors import InvalidItem
 from sputnik.models import MetaModel, SceneModel
 from sputnik.settings import ARCHIVE_PREFIX, get_settings
@@ -53,14 +53,14 @@ def run(event: dict[str, Any]) -> dict[str, Any]:
         if scene_id in known or not stac.is_item_key(key):
             continue
         try:
-            scene = ingest.read_scene(s3, ingest.ObjectEvent(bucket, key, PULL_ORDER))
+            scene = catalogue.read_scene(s3, bucket, key)
         except InvalidItem as exc:
             log.error("bad STAC item %s: %s", key, exc)
             bad += 1
             continue
         finally:
             read += 1
-        if ingest.ingest_scene(scene, key, PULL_ORDER, bucket) is not None:
+        if catalogue.ingest_scene(scene, key, PULL_ORDER, bucket) is not None:
             new += 1
     year, month = int(m.group(1)), int(m.group(2))
     month_start = f"{year:04d}-{month:02d}-01"

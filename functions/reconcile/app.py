@@ -3,8 +3,12 @@
 from sputnik.coldstart import initialised  # first: init runs without the cyclic GC
 
 # isort: split
+from sputnik.settings import get_settings
 from sputnik.tasks import reconcile
+from sputnik.tasks.registry import TASKS
 from sputnik.tasks.stage import stage_handler
 
+# It tells a task's executions from others by the machines' ARNs: refuse to start without them.
+get_settings().require(*(task.machine_setting for task in TASKS.values()))
 handler = stage_handler(reconcile.run)
 initialised()

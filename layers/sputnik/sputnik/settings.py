@@ -37,6 +37,10 @@ class Settings:
     s2_load_meta_machine: str = "arn:aws:states:us-east-1:123456789012:stateMachine:sputnik-s2_load_meta"
     s2_load_data_machine: str = "arn:aws:states:us-east-1:123456789012:stateMachine:sputnik-s2_load_data"
     region: str = "us-east-1"
+    # Per-user quotas (template parameters MaxRunningProcs, MaxRunsPerDay, MaxProjects), as text.
+    max_running_procs: str = "3"
+    max_runs_per_day: str = "50"
+    max_projects: str = "100"
 
     @classmethod
     def from_environment(cls) -> "Settings":

@@ -312,6 +312,31 @@ def test_the_viewer_works_under_an_api_gateway_stage_prefix(visit: Visit, front:
     assert not outside, f"requests that left the stage: {outside}"
 
 
+def test_a_quota_refusal_is_explained_in_words(visit: Visit, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    from sputnik import quotas
+    from sputnik.tasks import runner
+
+    limits = replace(quotas.limits(), running_procs=1)
+    monkeypatch.setattr(quotas, "limits", lambda: limits)
+    # The first run's execution is never started, so it holds the user's one running slot.
+    monkeypatch.setattr(runner, "start_execution", lambda proc: f"event-{proc.event_id}")
+    page = visit.page
+    create_project(page, "Saharan coast", json.dumps(SAHARA), "2020-02-01", "2020-02-29")
+    page.locator("#task-select").select_option("s2_load_meta")
+    page.locator("#task-form [name=title]").fill("first")
+    page.locator("#task-form").get_by_role("button", name="Run").click()
+    expect(page.locator("#notice")).to_contain_text("s2_load_meta started")
+    page.locator("#task-form [name=title]").fill("second")
+    page.locator("#task-form").get_by_role("button", name="Run").click()
+    expect(page.locator("#error")).to_contain_text(
+        "POST task/run failed (429): limit reached: at most 1 running procs per user; wait until one ends "
+        "(try again in 60 seconds)"
+    )
+    expect(page.locator("#proc-table tbody tr")).to_have_count(1)  # the second was not started
+
+
 @pytest.mark.parametrize(
     ("title", "params", "words"),
     [

@@ -53,6 +53,12 @@ _ITEM_KEY_RE = re.compile(
     r"/(\d{4})/([1-9]|1[0-2])/([A-Za-z0-9_.-]+)/\6\.json$"
 )
 _SCENE_ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")  # one path segment, never "." or ".."
+# An archive item's names as Earth Search and ESA write them (Sentinel-2A to 2D, level 2A): the
+# product name is shown to every user viewing that date, so an item naming anything else is bad.
+EARTH_SEARCH_ID_RE = re.compile(r"S2[A-D]_\d{1,2}[C-X][A-Z]{2}_\d{8}_\d+_L2A", re.ASCII)
+ESA_PRODUCT_RE = re.compile(
+    r"S2[A-D]_MSIL2A_\d{8}T\d{6}_N\d{4}_R\d{3}_T\d{2}[C-X][A-Z]{2}_\d{8}T\d{6}", re.ASCII
+)
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,8 @@ def parse_item(data: bytes | str | Mapping[str, Any]) -> Scene:
     scene_id = item.get("id")
     if not isinstance(scene_id, str) or not _SCENE_ID_RE.match(scene_id):
         raise InvalidItem(f"STAC item has no usable id: {scene_id!r}")
+    if not EARTH_SEARCH_ID_RE.fullmatch(scene_id):
+        raise InvalidItem(f"STAC item id {scene_id[:100]!r} is not an Earth Search Sentinel-2 L2A scene id")
     props = item["properties"]
     footprint = _footprint(item.get("geometry"), scene_id)
     minx, miny, maxx, maxy = (float(v) for v in footprint.bounds)
@@ -248,7 +256,10 @@ def _filename(props: Mapping[str, Any]) -> str | None:
     for name in ("sentinel:product_id", "s2:product_uri"):
         value = props.get(name)
         if isinstance(value, str) and value.strip():
-            return value.strip().removesuffix(".SAFE")
+            name = value.strip().removesuffix(".SAFE")
+            if not ESA_PRODUCT_RE.fullmatch(name):
+                raise InvalidItem(f"{name[:100]!r} is not an ESA Sentinel-2 L2A product name")
+            return name
     return None
 
 

@@ -10,6 +10,7 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from starlette.concurrency import run_in_threadpool
 
 from sputnik import auth
+from sputnik.api.security import HEADERS, SecurityMiddleware
 from sputnik.errors import (
     BUSY,
     Forbidden,
@@ -117,16 +118,18 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
         log.warning("AWS is busy on %s %s: %s", request.method, request.url.path, exc)
         return error_response(Unavailable(BUSY))
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return JSONResponse({"detail": "internal error"}, status_code=500)
+    # Starlette answers this outside every middleware, so the security headers come with it here.
+    return JSONResponse({"detail": "internal error"}, status_code=500, headers=HEADERS)
 
 
 def create_app(title: str, *, authenticated: bool = True, **options: Any) -> FastAPI:
-    """Build a FastAPI app with sputnik's auth and error handling on every route."""
+    """Build a FastAPI app with sputnik's auth, error handling and security headers on every route."""
     deps = [Depends(caller)] if authenticated else []
     app = FastAPI(title=title, version="0.1.0", dependencies=deps, **options)
     app.add_exception_handler(SputnikError, _sputnik_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected_error)
+    app.add_middleware(SecurityMiddleware)
     return app
 
 

@@ -204,3 +204,19 @@ def test_projects_over_the_limit_answer_429_and_write_nothing(
     assert len(api.get("/project/list").json()["projects"]) == 2
     assert _count("project_id") == before  # not even an id was taken
     assert _count(quotas.projects_key(owner_of(user[0]))) == 2
+
+
+@pytest.mark.parametrize(
+    "matches",
+    [faults.dynamodb("TransactWriteItems"), faults.lambda_invoke],  # the write; the backfill request after it
+)
+def test_a_project_whose_creation_fails_gives_its_count_back(
+    api: httpx.Client, user: tuple[str, str], monkeypatch: pytest.MonkeyPatch, matches: Any
+) -> None:
+    answer = faults.LAMBDA_THROTTLED if matches is faults.lambda_invoke else faults.DYNAMODB_THROTTLED
+    faults.inject(monkeypatch, faults.Fault(matches, answer))
+    refused = api.post("/project/new", json={"name": "failing", "border": json.dumps(tile_border("34TDQ"))})
+    assert refused.status_code == 503
+    monkeypatch.undo()
+    assert api.get("/project/list").json() == {"projects": []}
+    assert _count(quotas.projects_key(owner_of(user[0]))) == 0

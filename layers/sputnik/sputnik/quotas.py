@@ -98,7 +98,8 @@ def _transact(write: Callable[[TransactWrite], None]) -> list[str | None]:
     pass their conditions: those are tried again after a random pause, so that ten simultaneous
     runs still end as the limit says and not as the collisions fell.
     """
-    for attempt in range(CONFLICT_RETRIES + 1):
+    attempt = 0
+    while True:
         try:
             with TransactWrite(connection=transaction_connection()) as tx:
                 write(tx)
@@ -109,8 +110,8 @@ def _transact(write: Callable[[TransactWrite], None]) -> list[str | None]:
                 return reasons
             if TRANSACTION_CONFLICT not in reasons or attempt == CONFLICT_RETRIES:
                 raise
+        attempt += 1
         time.sleep(random.uniform(0, 0.02 * 2**attempt))  # noqa: S311 - jitter, not a secret
-    raise AssertionError("unreachable")
 
 
 def save_proc_counted(proc: ProcModel, owner: str) -> None:

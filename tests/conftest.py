@@ -2,6 +2,8 @@
 
 import itertools
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -57,6 +59,31 @@ def new_user(prefix: str = "user") -> tuple[str, str]:
     login = f"{prefix}{os.getpid()}-{next(_logins)}"
     auth.add_user(login, PASSWORD)
     return login, PASSWORD
+
+
+def run_cli(
+    stack: Any, *args: str, stdin: str = "", env_extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the `sputnik` command in a fresh process pointed at the stack, as a user would."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SPUTNIK_"))}
+    env["AWS_ENDPOINT_URL"] = stack.endpoint
+    env.update(env_extra or {})
+    return subprocess.run(
+        [sys.executable, "-m", "sputnik_tools.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+def owner_of(login: str) -> str:
+    """The immutable user id of a login: what owns its projects and procs."""
+    from sputnik import auth
+
+    return str(auth.get_user(login).user_id)
 
 
 @pytest.fixture

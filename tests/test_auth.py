@@ -8,7 +8,8 @@ import pytest
 from sputnik import auth
 from sputnik.errors import InvalidInput, Unauthorized
 from sputnik.models import UserModel
-from tests.conftest import PASSWORD, new_user
+from sputnik_tools import users
+from tests.conftest import PASSWORD, new_user, run_cli
 
 
 def test_password_is_stored_as_argon2id(stack: Any, user: tuple[str, str]) -> None:
@@ -18,7 +19,7 @@ def test_password_is_stored_as_argon2id(stack: Any, user: tuple[str, str]) -> No
 
 
 def test_right_password_passes(stack: Any, user: tuple[str, str]) -> None:
-    assert auth.authenticate(*user) == user[0]
+    assert auth.authenticate(*user).login == user[0]
 
 
 @pytest.mark.parametrize("login,password", [("nobody-here", PASSWORD), ("", ""), ("Bad Login!", "x")])
@@ -74,11 +75,11 @@ def test_failures_below_the_limit_do_not_lock(stack: Any) -> None:
     for _ in range(auth.MAX_FAILURES):
         with pytest.raises(Unauthorized):
             auth.authenticate(login, "wrong")
-    assert auth.authenticate(login, password) == login
+    assert auth.authenticate(login, password).login == login
     # A success forgives earlier failures.
     with pytest.raises(Unauthorized):
         auth.authenticate(login, "wrong")
-    assert auth.authenticate(login, password) == login
+    assert auth.authenticate(login, password).login == login
 
 
 def test_lock_expires(stack: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -90,7 +91,7 @@ def test_lock_expires(stack: Any, monkeypatch: pytest.MonkeyPatch) -> None:
         auth.authenticate(login, password)
     now = auth.time.time()
     monkeypatch.setattr(auth.time, "time", lambda: now + auth.LOCK_SECONDS + 1)
-    assert auth.authenticate(login, password) == login
+    assert auth.authenticate(login, password).login == login
 
 
 def test_verified_credentials_are_cached_briefly(
@@ -113,7 +114,7 @@ def test_verified_credentials_are_cached_briefly(
 def test_removed_user_is_refused(stack: Any) -> None:
     login, password = new_user("removed")
     auth.authenticate(login, password)
-    auth.remove_user(login)
+    users.remove_user(login)
     with pytest.raises(Unauthorized):
         auth.authenticate(login, password)
 
@@ -197,7 +198,7 @@ def test_library_lockout_counts_each_source_apart(stack: Any) -> None:
             auth.authenticate(login, "wrong", "192.0.2.1")
     with pytest.raises(Unauthorized):
         auth.authenticate(login, password, "192.0.2.1")
-    assert auth.authenticate(login, password, "192.0.2.2") == login
+    assert auth.authenticate(login, password, "192.0.2.2").login == login
     with pytest.raises(Unauthorized):  # from the cache now, and still locked for the first address
         auth.authenticate(login, password, "192.0.2.1")
 
@@ -221,3 +222,66 @@ def test_every_route_of_every_function_depends_on_the_caller() -> None:
     assert len(routes) > 40 and ("CogFunction", "/cog/tiles/{z}/{x}/{y}") in routes
     open_routes = sorted(key for key, route in routes.items() if caller not in _calls(route.dependant))
     assert open_routes == []
+
+
+def _cached(login: str, password: str) -> bool:
+    """Whether this process (the local stack's warm functions) holds the credential as verified."""
+    return auth._cache_key(login, password) in auth._cache
+
+
+def test_a_removed_user_is_refused_at_once_by_a_function_that_has_it_cached(stack: Any, front: Any) -> None:
+    login, password = new_user("revoked")
+    assert httpx.get(f"{front.url}/project/list", auth=(login, password)).status_code == 200
+    assert _cached(login, password)
+    # Removed from another process (the CLI), which cannot touch this process's cache.
+    removed = run_cli(stack, "users", "remove", login)
+    assert removed.returncode == 0, removed.stderr
+    assert _cached(login, password)
+    refused = httpx.get(f"{front.url}/project/list", auth=(login, password))
+    assert refused.status_code == 401
+    assert refused.json() == {"detail": "invalid credentials"}
+
+
+def test_a_changed_password_ends_the_old_one_at_once(stack: Any, front: Any) -> None:
+    login, old = new_user("rotated")
+    assert httpx.get(f"{front.url}/project/list", auth=(login, old)).status_code == 200
+    assert _cached(login, old)
+    changed = run_cli(stack, "users", "add", login, "--password-stdin", stdin="a new long password\n")
+    assert changed.returncode == 0, changed.stderr
+    assert "new password" in changed.stdout
+    assert httpx.get(f"{front.url}/project/list", auth=(login, old)).status_code == 401
+    assert httpx.get(f"{front.url}/project/list", auth=(login, "a new long password")).status_code == 200
+
+
+def test_a_password_change_keeps_the_user_id_and_bumps_the_credential_version(stack: Any) -> None:
+    login, _ = new_user("versioned")
+    before = UserModel.get(login)
+    assert auth.add_user(login, "another long password") is False
+    after = UserModel.get(login)
+    assert after.user_id == before.user_id
+    assert after.credential_version == before.credential_version + 1
+
+
+def test_a_cached_credential_costs_one_read_of_the_users_table_per_request(
+    stack: Any, user: tuple[str, str], dynamo_calls: Any
+) -> None:
+    auth.clear_cache()
+    auth.authenticate(*user)
+    dynamo_calls.ops.clear()
+    dynamo_calls.tables.clear()
+    auth.authenticate(*user)
+    # The user's record (id, credential version) and the lock come in the one call the lock needed.
+    assert dynamo_calls.ops == ["BatchGetItem"]
+
+
+def test_a_cached_credential_of_a_removed_login_made_again_is_the_new_user(stack: Any) -> None:
+    login, password = new_user("reborn")
+    first = auth.authenticate(login, password)
+    UserModel.get(login).delete()  # removed elsewhere: this process's cache still holds the credential
+    assert _cached(login, password)
+    with pytest.raises(Unauthorized):
+        auth.authenticate(login, password)
+    auth.add_user(login, password)
+    again = auth.authenticate(login, password)
+    assert again.login == login
+    assert again.id != first.id

@@ -135,7 +135,6 @@ def test_openapi_lists_every_contract_path(tiles: Tiles) -> None:
         # titiler 2.4's own forms stay served too
         ("GET", "/cog/tiles", "application/json"),
         ("GET", "/cog/tiles/WebMercatorQuad", "application/json"),
-        ("GET", "/cog/WebMercatorQuad/map.html", "text/html"),
         ("GET", f"/cog/bbox/{BBOX}.png", "image/png"),
         ("POST", "/cog/feature.png", "image/png"),
         ("GET", "/cog/preview/64x64.png", "image/png"),

@@ -181,3 +181,39 @@ def test_sweep_covers_every_id_route_of_the_template(stack: LocalStack) -> None:
     for route in stack.routes:
         if OWNED.search(json.dumps(re.findall(r"\{([^}+]+)\}", route.path))):
             assert any(route.match(m, p) is not None for m, p in documented), route.route_key
+
+
+@pytest.fixture(scope="module")
+def departed(stack: LocalStack, front: Front) -> RealIds:
+    """A user's ids after their login was deleted and made again, same password, for someone else."""
+    from sputnik import auth
+    from sputnik.models import UserModel
+
+    real = create_real_ids(stack, front.url, "departed")
+    real.values["url"] = real.product_url
+    real.values["task"] = "s2_load_meta"
+    UserModel.get(real.auth[0]).delete()  # as a removal that left the data behind would
+    auth.add_user(*real.auth)
+    return real
+
+
+def test_a_login_made_again_gets_404_from_every_route_with_the_old_users_ids(
+    stack: LocalStack, front: Front, departed: RealIds
+) -> None:
+    problems, swept = [], []
+    with httpx.Client(base_url=front.url, auth=departed.auth, timeout=60) as again:
+        assert again.get("/project/list").json() == {"projects": []}
+        for function in api_functions():
+            if (document := function_openapi(stack, function)) is None:
+                continue
+            for method, path, op in operations(document):
+                if not owned_parameters(document, op):
+                    continue
+                swept.append(path)
+                r = again.request(**build_request(document, method, path, op, departed))
+                if r.status_code != 404 or any(s in r.text for s in owner_data(departed)):
+                    problems.append(
+                        f"{method} {path}: the login's new user got {r.status_code} {r.text[:200]}"
+                    )
+    assert {"/project/info", "/proc/list", "/rgb/list", "/cog/info"} <= set(swept)
+    assert not problems, "\n".join(problems)

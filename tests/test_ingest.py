@@ -254,18 +254,20 @@ def test_an_older_event_never_overwrites_newer_data(stack: Any, fixtures_dir: Pa
 
     # Far above the sequencers of the bucket's own notifications, which also fire on each put.
     base = "F" * 20
-    deliver("NEWER", base + "00FF")
+    # Three processings of one product, told apart by their processing times.
+    older, newer, newest = (f"S2B_MSIL2A_20181005T095029_N0208_R079_T33TWN_20181005T1{h}0000" for h in "456")
+    deliver(newer, base + "00FF")
     # Shorter sequencers are left-padded before comparing: ...00FF is after ...0F.
-    assert deliver("OLDER", base + "0F") == {
+    assert deliver(older, base + "0F") == {
         "ingested": 0,
         "skipped": 0,
         "stale": 1,
         "matched": 0,
         "unrecognised": 0,
     }
-    assert SceneModel.get(item["id"]).filename == "NEWER"
-    deliver("NEWEST", base + "0100")
-    assert SceneModel.get(item["id"]).filename == "NEWEST"
+    assert SceneModel.get(item["id"]).filename == newer
+    deliver(newest, base + "0100")
+    assert SceneModel.get(item["id"]).filename == newest
 
 
 def test_keys_arrive_url_encoded() -> None:

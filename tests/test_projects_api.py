@@ -13,7 +13,7 @@ import shapely
 from sputnik import geo, mgrs, models, projects
 from sputnik.errors import InvalidInput
 from sputnik.models import CounterModel, ProjectModel, ProjectTileModel
-from tests.conftest import new_user
+from tests.conftest import new_user, owner_of
 
 SQUARE = {
     "type": "Polygon",
@@ -296,9 +296,9 @@ def test_a_border_too_large_for_one_transaction_is_422_and_takes_no_id(
     # The stored rows hold about three copies of this border; allow two.
     monkeypatch.setattr(projects, "TRANSACTION_BYTES", 2 * models.item_bytes(_project_model(new)))
     with pytest.raises(InvalidInput, match="too detailed to store"):
-        projects.create_project(user[0], new)
+        projects.create_project(owner_of(user[0]), user[0], new)
     assert CounterModel.get("project_id").value == before
-    assert projects.list_projects(user[0]) == []
+    assert projects.list_projects(owner_of(user[0])) == []
 
 
 def _project_model(new: projects.NewProject) -> ProjectModel:

@@ -15,7 +15,7 @@ from sputnik.tasks.registry import TASKS
 from sputnik_tools import archive
 from sputnik_tools.local.demo import archive_without_events
 from sputnik_tools.local.stack import LocalStack
-from tests.conftest import new_user
+from tests.conftest import new_user, owner_of
 
 DATES = ["2021-06-05", "2021-06-20", "2021-07-10"]
 
@@ -169,12 +169,21 @@ def test_proc_list_needs_a_project_id(api: httpx.Client) -> None:
 
 
 def test_proc_list_is_the_last_30_newest_first_in_one_query(
-    stack: LocalStack, api: httpx.Client, user: tuple[str, str], dynamo_calls: Any
+    stack: LocalStack,
+    api: httpx.Client,
+    user: tuple[str, str],
+    dynamo_calls: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from sputnik import quotas
     from sputnik.tasks import procs
 
+    monkeypatch.setattr(quotas, "limits", lambda: quotas.Limits(100, 100, 100))  # 32 procs wait at once
     project_id = new_project(api, "34TDQ")
-    made = [procs.create_proc(user[0], project_id, TASKS["s2_load_meta"], f"run {i}", {}) for i in range(32)]
+    made = [
+        procs.create_proc(owner_of(user[0]), user[0], project_id, TASKS["s2_load_meta"], f"run {i}", {})
+        for i in range(32)
+    ]
     before = dynamo_calls.count("Query")
     listed = api.get("/proc/list", params={"project_id": project_id}).json()["procs"]
     assert dynamo_calls.count("Query") - before == 1
@@ -294,7 +303,7 @@ def test_a_duplicate_start_runs_one_execution(
     from sputnik.tasks import procs, runner
 
     project_id = new_project(api, "34TDQ")
-    proc = procs.create_proc(user[0], project_id, TASKS["s2_load_meta"], "twice", {})
+    proc = procs.create_proc(owner_of(user[0]), user[0], project_id, TASKS["s2_load_meta"], "twice", {})
     first = runner.start_execution(proc)
     second = runner.start_execution(proc)
     finished(api, project_id, int(proc.event_id))

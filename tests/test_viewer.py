@@ -111,6 +111,11 @@ def open_viewer(browser: Browser, front: Any, credentials: tuple[str, str] | Non
     page.on("request", lambda request: visit.requests.append(request))
     page.on("response", lambda response: visit.responses.append(response))
     page.on("pageerror", lambda exc: visit.errors.append(str(exc)))
+    # What the page's Content-Security-Policy blocked: the page must need nothing it forbids.
+    page.on(
+        "console",
+        lambda msg: visit.errors.append(msg.text) if "Content Security Policy" in msg.text else None,
+    )
     try:
         yield visit
     finally:
@@ -146,6 +151,14 @@ def create_project(page: Page, name: str, border: str, start: str, end: str) -> 
     found = re.search(r"Project (\d+) created", page.locator("#notice").inner_text())
     assert found, page.locator("#notice").inner_text()
     return int(found.group(1))
+
+
+def hover_footprint(page: Page) -> None:
+    """Move the mouse over the middle of the scene footprints drawn on the map."""
+    page.wait_for_function("() => !document.querySelector('.leaflet-zoom-anim')")
+    footprint = page.locator(".leaflet-overlay-pane path").last.bounding_box()
+    assert footprint is not None
+    page.mouse.move(footprint["x"] + footprint["width"] / 2, footprint["y"] + footprint["height"] / 2)
 
 
 def wait_for_tiles(page: Page) -> None:
@@ -184,6 +197,12 @@ def test_a_person_creates_a_project_sees_its_scenes_runs_a_task_and_views_the_pr
     expect(quicklook).to_have_js_property("complete", True)
     assert quicklook.evaluate("img => img.naturalWidth") > 0
     assert page.locator(".leaflet-overlay-pane path").count() >= 2  # the border and the footprint
+    # Hovering the footprint names its product and cloud cover.
+    hover_footprint(page)
+    product_name = item["properties"]["s2:product_uri"].removesuffix(".SAFE")
+    expect(page.locator(".leaflet-tooltip")).to_have_text(
+        f"{product_name} · cloud {round(item['properties']['eo:cloud_cover'])} %"
+    )
 
     # Run s2_load_data on that scene and watch the run until it is DONE.
     expect(page.locator("#task-select option")).to_contain_text(["s2_load_meta", "s2_load_data"])
@@ -233,6 +252,37 @@ def test_a_person_creates_a_project_sees_its_scenes_runs_a_task_and_views_the_pr
     expect(page.locator("#error")).to_be_hidden()
     page.locator("#proc-table").scroll_into_view_if_needed()  # the finished run in the screenshot
     assert visit.shoot("viewer-final").stat().st_size > 10_000
+
+
+def test_a_hostile_product_name_in_a_tooltip_is_text_not_html(visit: Visit) -> None:
+    from sputnik.models import MetaModel
+
+    page = visit.page
+    project_id = create_project(page, "Saharan coast", json.dumps(SAHARA), "2020-02-01", "2020-02-29")
+    (real,) = MetaModel.query(project_id)
+    hostile = "<img src=x onerror=\"document.title='pwned'\">"
+    MetaModel(project_id, real.date_scene + "~", **{**real.attribute_values, "filename": hostile}).save()
+    page.locator("#date-select").select_option("2020-02-19")
+    expect(page.locator("#scene-table tbody tr")).to_have_count(2)
+    hover_footprint(page)
+    tooltip = page.locator(".leaflet-tooltip")
+    expect(tooltip).to_contain_text(hostile)  # shown as the characters it is
+    assert tooltip.locator("img").count() == 0
+    assert page.title() == "sputnik"
+
+
+def test_the_page_runs_no_script_but_its_own(browser: Browser, front: Any) -> None:
+    with open_viewer(browser, front, new_user("viewer")) as visit:
+        response = visit.page.goto(f"{front.url}/")
+        assert response is not None and response.status == 200
+        expect(visit.page.locator("#project-list")).to_contain_text("No projects yet.")
+        # A script slipped into the page (as an injection would) is refused by the policy.
+        visit.page.evaluate(
+            """() => { const s = document.createElement('script');
+                       s.textContent = "document.title = 'injected'"; document.body.append(s); }"""
+        )
+        assert visit.page.title() == "sputnik"
+        assert any("Content Security Policy" in e for e in visit.errors)
 
 
 def test_a_border_drawn_on_the_map_becomes_the_project_border(visit: Visit) -> None:
@@ -310,6 +360,31 @@ def test_the_viewer_works_under_an_api_gateway_stage_prefix(visit: Visit, front:
     assert f"{stage}/assets/viewer.js" in made and f"{stage}/project/info?project_id={project_id}" in made
     outside = [url for url in made if not url.startswith((f"{stage}/", "data:")) and url != stage]
     assert not outside, f"requests that left the stage: {outside}"
+
+
+def test_a_quota_refusal_is_explained_in_words(visit: Visit, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    from sputnik import quotas
+    from sputnik.tasks import runner
+
+    limits = replace(quotas.limits(), running_procs=1)
+    monkeypatch.setattr(quotas, "limits", lambda: limits)
+    # The first run's execution is never started, so it holds the user's one running slot.
+    monkeypatch.setattr(runner, "start_execution", lambda proc: f"event-{proc.event_id}")
+    page = visit.page
+    create_project(page, "Saharan coast", json.dumps(SAHARA), "2020-02-01", "2020-02-29")
+    page.locator("#task-select").select_option("s2_load_meta")
+    page.locator("#task-form [name=title]").fill("first")
+    page.locator("#task-form").get_by_role("button", name="Run").click()
+    expect(page.locator("#notice")).to_contain_text("s2_load_meta started")
+    page.locator("#task-form [name=title]").fill("second")
+    page.locator("#task-form").get_by_role("button", name="Run").click()
+    expect(page.locator("#error")).to_contain_text(
+        "POST task/run failed (429): limit reached: at most 1 running procs per user; wait until one ends "
+        "(try again in 60 seconds)"
+    )
+    expect(page.locator("#proc-table tbody tr")).to_have_count(1)  # the second was not started
 
 
 @pytest.mark.parametrize(

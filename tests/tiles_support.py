@@ -194,6 +194,7 @@ def _seed(fixtures_dir: Path) -> None:
     for project_id, login in ((ALICE_PROJECT, "alice"), (ALICE_EMPTY_PROJECT, "alice"), (BOB_PROJECT, "bob")):
         ProjectModel(
             project_id,
+            owner=auth.get_user(login).user_id,
             login=login,
             name=f"project {project_id}",
             border="POLYGON((-12 24, -10 24, -10 26, -12 26, -12 24))",

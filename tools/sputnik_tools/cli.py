@@ -20,15 +20,22 @@ def _read_password(args: argparse.Namespace) -> str:
 
 
 def cmd_users(args: argparse.Namespace) -> int:
-    """Add, list or remove users."""
+    """Add, list, remove users, or give the users of an older stack their ids."""
     from sputnik import auth
+    from sputnik_tools import users
 
     if args.users_cmd == "add":
-        auth.add_user(args.login, _read_password(args))
-        print(f"user {args.login} saved")
+        created = auth.add_user(args.login, _read_password(args))
+        print(f"user {args.login} " + ("created" if created else "saved with its new password"))
     elif args.users_cmd == "remove":
-        auth.remove_user(args.login)
-        print(f"user {args.login} removed")
+        held = users.remove_user(args.login, delete_data=args.delete_data)
+        print(f"user {args.login} removed; it owned {held}" + (", all deleted" if held.project_ids else ""))
+    elif args.users_cmd == "migrate-ids":
+        done = users.migrate_ids()
+        print(
+            f"ids given to {done.users} users; {done.projects} projects and {done.procs} procs re-owned"
+            + (f"; projects of removed logins left unowned: {done.orphans}" if done.orphans else "")
+        )
     else:
         for login in auth.list_users():
             print(login)
@@ -115,9 +122,20 @@ def build_parser() -> argparse.ArgumentParser:
     add = users_sub.add_parser("add", help="create a login or set its password")
     add.add_argument("login")
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
-    remove = users_sub.add_parser("remove", help="delete a login")
+    remove = users_sub.add_parser(
+        "remove", help="delete a login; refused while it owns projects, unless --delete-data"
+    )
     remove.add_argument("login")
+    remove.add_argument(
+        "--delete-data",
+        action="store_true",
+        help="delete the user's projects, scenes, procs and products (files too) with the login",
+    )
     users_sub.add_parser("list", help="list logins")
+    users_sub.add_parser(
+        "migrate-ids",
+        help="once, after upgrading a stack made before user ids: give every login an id and re-own its data",
+    )
     users.set_defaults(func=cmd_users)
 
     archive = sub.add_parser("archive", help="write scenes into the archive bucket (ingested by its events)")

@@ -26,11 +26,21 @@ const STATUS_WORDS = {
   401: "not logged in, or the login or password is wrong (reload the page to log in again)",
   403: "not allowed",
   404: "not found",
+  429: "a limit of your account was reached",
   500: "the server failed; this is a bug",
   502: "the server failed; this is a bug",
   503: "the service is unavailable, try again",
   504: "the server took too long to answer",
 };
+
+/** Retry-After (seconds) in words: "try again in 2 minutes". */
+export function retryWords(seconds) {
+  const s = Number(seconds);
+  if (!Number.isFinite(s) || s <= 0) return "";
+  if (s < 90) return `try again in ${Math.ceil(s)} seconds`;
+  if (s < 5400) return `try again in ${Math.round(s / 60)} minutes`;
+  return `try again in ${Math.round(s / 3600)} hours`;
+}
 
 /** Call the API at a path relative to the page; answer the parsed JSON or throw an ApiError. */
 export async function api(path, { method = "GET", body } = {}) {
@@ -54,7 +64,9 @@ export async function api(path, { method = "GET", body } = {}) {
   }
   if (!response.ok) {
     const detail = data && (data.detail ?? data.message);
-    const words = detail ? describe(detail) : STATUS_WORDS[response.status] || response.statusText;
+    let words = detail ? describe(detail) : STATUS_WORDS[response.status] || response.statusText;
+    const retry = response.status === 429 ? retryWords(response.headers.get("Retry-After")) : "";
+    if (retry) words += ` (${retry})`;
     throw new ApiError(method, path, response.status, words);
   }
   return data;

@@ -32,13 +32,23 @@ export function showBaseLayer(view, on) {
   else view.osm.remove();
 }
 
+/** A text node for a tooltip: Leaflet takes a string as HTML, and names come from archive items. */
+function textTooltip(text) {
+  const node = document.createElement("span");
+  node.textContent = text;
+  return node;
+}
+
 /** Draw GeoJSON text into a layer group (replacing what it held); answer its bounds, if any. */
 export function setShapes(group, geojsons, tooltip) {
   group.clearLayers();
   geojsons.forEach((text, i) => {
     const shape = L.geoJSON(typeof text === "string" ? JSON.parse(text) : text, { style: group.options.style });
-    if (tooltip) shape.bindTooltip(tooltip(i), { sticky: true });
-    shape.eachLayer((layer) => group.addLayer(layer));
+    shape.eachLayer((layer) => {
+      // On the layer that goes on the map: a tooltip bound to the unused wrapper group never opens.
+      if (tooltip) layer.bindTooltip(textTooltip(tooltip(i)), { sticky: true });
+      group.addLayer(layer);
+    });
   });
   const bounds = group.getBounds();
   return bounds.isValid() ? bounds : null;

@@ -1,8 +1,10 @@
 """Users and HTTP Basic authentication: argon2id hashes, lockout, a short verified-credential cache.
 
 Lockout counts failures per login *and* source address: a guesser locks only their own address out
-of a login, never its owner at another address. The lock is checked on every request, also when the
-password was verified moments ago, so a lock wins over the credential cache.
+of a login, never its owner at another address. Every request reads the user's record and its
+failure record together (one consistent BatchGetItem), also when the password was verified moments
+ago: a lock wins over the credential cache, and so do a removal and a password change, because a
+cached credential is honoured only while the record still has the same user id and credential version.
 """
 
 import contextlib
@@ -10,11 +12,13 @@ import hashlib
 import re
 import threading
 import time
+import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from pynamodb.exceptions import DoesNotExist, UpdateError
+from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, UpdateError
 
 from sputnik.errors import InvalidInput, NotFound, Unauthorized
 from sputnik.models import UserModel
@@ -36,7 +40,26 @@ FAIL_PREFIX = "!fail:"  # cannot collide with a login: logins never start with "
 _DUMMY_HASH = (
     "$argon2id$v=19$m=19456,t=2,p=1$6akxP360SrMIUIa5Vb/cjg$HsbhsyFKWRZDF1fuBQkHr2oT0byNkG2HGN+tqwXFajQ"
 )
-_cache: dict[str, float] = {}
+
+
+@dataclass(frozen=True)
+class User:
+    """An authenticated caller: the immutable id that owns what they make, and the login they gave."""
+
+    id: str
+    login: str
+
+
+@dataclass(frozen=True)
+class _Verified:
+    """A cache entry: until when, and for which user id and credential version, a password is known good."""
+
+    until: float
+    user_id: str
+    version: int
+
+
+_cache: dict[str, _Verified] = {}
 _cache_lock = threading.Lock()
 
 
@@ -60,25 +83,63 @@ def validate_login(login: str) -> str:
     return login
 
 
-def add_user(login: str, password: str, *, demo: bool = False) -> None:
-    """Create a login (or replace its password) with an argon2id hash; `demo` skips the length rule."""
+def new_user_id() -> str:
+    """A fresh user id: random, so a login made again never gets an earlier user's id."""
+    return str(uuid.uuid4())
+
+
+def add_user(login: str, password: str, *, demo: bool = False) -> bool:
+    """Create a login with a new user id, or change its password; True when created.
+
+    A password change increments the credential version, which ends every cached credential at once.
+    `demo` skips the length rule.
+    """
     validate_login(login)
     if len(password) < MIN_PASSWORD and not demo:
         raise InvalidInput(f"password must have at least {MIN_PASSWORD} characters")
-    UserModel(
-        login,
-        password_hash=HASHER.hash(password),
-        created=datetime.now(UTC).isoformat(timespec="seconds"),
-    ).save()
-    clear_cache()
-
-
-def remove_user(login: str) -> None:
-    """Delete a login; raise NotFound if it does not exist."""
+    password_hash = HASHER.hash(password)
     try:
-        UserModel.get(validate_login(login)).delete()
+        UserModel(
+            login,
+            password_hash=password_hash,
+            user_id=new_user_id(),
+            credential_version=1,
+            created=datetime.now(UTC).isoformat(timespec="seconds"),
+        ).save(condition=UserModel.login.does_not_exist())
+        created = True
+    except PutError as exc:
+        if exc.cause_response_code != "ConditionalCheckFailedException":
+            raise
+        UserModel(login).update(
+            actions=[
+                UserModel.password_hash.set(password_hash),
+                UserModel.credential_version.add(1),
+                # A login made before user ids gets one here; `sputnik users migrate-ids` re-owns its data.
+                UserModel.user_id.set(UserModel.user_id | new_user_id()),
+            ],
+            condition=UserModel.login.exists(),
+        )
+        created = False
+    clear_cache()
+    return created
+
+
+def get_user(login: str) -> UserModel:
+    """The record of a login, or NotFound."""
+    try:
+        return UserModel.get(validate_login(login), consistent_read=True)
     except DoesNotExist as exc:
         raise NotFound(f"no user {login!r}") from exc
+
+
+def delete_user(user: UserModel) -> None:
+    """Delete a login's record: every credential of it, cached in any function, stops working at once."""
+    try:
+        user.delete(condition=UserModel.login.exists())
+    except DeleteError as exc:
+        if exc.cause_response_code != "ConditionalCheckFailedException":
+            raise
+        raise NotFound(f"no user {user.login!r}") from exc
     clear_cache()
 
 
@@ -94,14 +155,6 @@ def list_users() -> list[str]:
 def _failure_key(login: str, source: str) -> str:
     """Key of the failure record of a login from one source address."""
     return f"{FAIL_PREFIX}{login}@{source}"
-
-
-def _failure_record(login: str, source: str) -> UserModel | None:
-    """Return the failure record of a login from a source address, if it has one."""
-    try:
-        return UserModel.get(_failure_key(login, source), consistent_read=True)
-    except DoesNotExist:
-        return None
 
 
 def _record_failure(login: str, source: str, now: float) -> None:
@@ -128,40 +181,50 @@ def _record_failure(login: str, source: str, now: float) -> None:
         record.update(actions=[UserModel.locked_until.set(now + LOCK_SECONDS)])
 
 
-def authenticate(login: str, password: str, source: str = "") -> str:
-    """Return the login if the password is right and the login not locked for this source address.
+def _records(login: str, source: str) -> tuple[UserModel | None, UserModel | None]:
+    """The login's record and its failure record from this address: one consistent BatchGetItem."""
+    fail_key = _failure_key(login, source)
+    found = {u.login: u for u in UserModel.batch_get([login, fail_key], consistent_read=True)}
+    return found.get(login), found.get(fail_key)
+
+
+def authenticate(login: str, password: str, source: str = "") -> User:
+    """Return the user if the password is right and the login not locked for this source address.
 
     Raise Unauthorized otherwise. `source` is the client's address (API Gateway's sourceIp).
     """
-    key = _cache_key(login, password)
-    now = time.time()
-    with _cache_lock:
-        cached = _cache.get(key, 0) > now
-    if cached:
-        # The password is known good, but a lock set since (by any function) still wins.
-        if _locked(_failure_record(login, source), now):
-            _record_failure(login, source, now)
-            raise Unauthorized("invalid credentials")
-        return login
     if not LOGIN_RE.match(login):
         _verify(_DUMMY_HASH, password)  # a malformed login cannot exist; still costs one verify
         raise Unauthorized("invalid credentials")
-    user: UserModel | None
-    try:
-        user = UserModel.get(login)
-    except DoesNotExist:
-        user = None
+    key = _cache_key(login, password)
+    now = time.time()
+    with _cache_lock:
+        cached = _cache.get(key)
+    user, failures = _records(login, source)
+    if (
+        cached is not None
+        and cached.until > now
+        and user is not None
+        and user.user_id == cached.user_id
+        and int(user.credential_version or 0) == cached.version
+    ):
+        # The password is known good for this very user and version, but a lock set since still wins.
+        if _locked(failures, now):
+            _record_failure(login, source, now)
+            raise Unauthorized("invalid credentials")
+        return User(cached.user_id, login)
     # Known or not, locked or not: one argon2 verify and one failure write, so timing tells nothing.
     ok = _verify(user.password_hash if user and user.password_hash else _DUMMY_HASH, password)
-    failures = _failure_record(login, source)
-    if not ok or user is None or _locked(failures, now):
+    # A login from before user ids owns nothing until `sputnik users migrate-ids` gives it one.
+    if not ok or user is None or not user.user_id or _locked(failures, now):
         _record_failure(login, source, now)
         raise Unauthorized("invalid credentials")
     if failures is not None:
         failures.delete()  # a success forgives earlier failures, as users expect
+    verified = _Verified(now + CACHE_SECONDS, str(user.user_id), int(user.credential_version or 0))
     with _cache_lock:
-        _cache[key] = now + CACHE_SECONDS
-    return login
+        _cache[key] = verified
+    return User(verified.user_id, login)
 
 
 def _locked(failures: UserModel | None, now: float) -> bool:

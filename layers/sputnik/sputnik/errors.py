@@ -31,3 +31,11 @@ BUSY = "busy: try again shortly"
 
 class InvalidItem(SputnikError):
     """An archive object is not a usable Sentinel-2 STAC item."""
+
+
+class QuotaExceeded(SputnikError):
+    """The caller is at one of their limits (HTTP 429 with Retry-After); nothing was written."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

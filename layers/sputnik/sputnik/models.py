@@ -56,13 +56,20 @@ def item_bytes(model: Model) -> int:
 
 
 class UserModel(Model):
-    """A login with its argon2id hash; `!fail:` items count failed logins for lockout."""
+    """A login with its argon2id hash, immutable id and credential version; `!fail:` items count failures.
+
+    `user_id` is made once, when the login is created, and owns everything the user makes: a login
+    removed and added again is a new user. `credential_version` grows with every password change, so
+    a credential cached before the change is no longer honoured.
+    """
 
     class Meta:
         table_name = "sputnik-users"
 
     login = UnicodeAttribute(hash_key=True)
     password_hash = UnicodeAttribute(null=True)
+    user_id = UnicodeAttribute(null=True)
+    credential_version = NumberAttribute(null=True)
     created = UnicodeAttribute(null=True)
     failures = NumberAttribute(null=True)
     window_start = NumberAttribute(null=True)
@@ -71,23 +78,24 @@ class UserModel(Model):
 
 
 class CounterModel(Model):
-    """An atomic integer sequence, such as the next project id."""
+    """An atomic integer: a sequence (the next project id) or a user's quota count."""
 
     class Meta:
         table_name = "sputnik-counters"
 
     name = UnicodeAttribute(hash_key=True)
     value = NumberAttribute(default=0)
+    expires = TTLAttribute(null=True)
 
 
-class ProjectsByLogin(GlobalSecondaryIndex["ProjectModel"]):
-    """Projects of one login, by id."""
+class ProjectsByOwner(GlobalSecondaryIndex["ProjectModel"]):
+    """Projects of one user (by immutable user id), by project id."""
 
     class Meta:
-        index_name = "by_login"
+        index_name = "by_owner"
         projection = AllProjection()
 
-    login = UnicodeAttribute(hash_key=True)
+    owner = UnicodeAttribute(hash_key=True)
     project_id = NumberAttribute(range_key=True)
 
 
@@ -98,14 +106,15 @@ class ProjectModel(Model):
         table_name = "sputnik-projects"
 
     project_id = NumberAttribute(hash_key=True)
-    login = UnicodeAttribute()
+    owner = UnicodeAttribute(null=True)  # the user id; None only before `sputnik users migrate-ids`
+    login = UnicodeAttribute(null=True)  # the owner's login when the project was made (before ids: the owner)
     name = UnicodeAttribute()
     start_date = UnicodeAttribute(null=True)
     end_date = UnicodeAttribute(null=True)
     border = CompressedTextAttribute()  # WKT
     tiles = ListAttribute(of=UnicodeAttribute, default=list)
     created = UnicodeAttribute()
-    by_login = ProjectsByLogin()
+    by_owner = ProjectsByOwner()
 
 
 class ProjectTileModel(Model):
@@ -116,7 +125,8 @@ class ProjectTileModel(Model):
 
     tile = UnicodeAttribute(hash_key=True)
     project_id = NumberAttribute(range_key=True)
-    login = UnicodeAttribute()
+    owner = UnicodeAttribute(null=True)
+    login = UnicodeAttribute(null=True)  # before ids: the owner's login
     border = CompressedTextAttribute()  # WKT of the project's border within reach of this tile
     start_date = UnicodeAttribute(null=True)
     end_date = UnicodeAttribute(null=True)
@@ -212,7 +222,10 @@ class ProcModel(Model):
     event_id = NumberAttribute(range_key=True)
     proc_id = NumberAttribute()
     task_id = NumberAttribute()
-    login = UnicodeAttribute()
+    owner = UnicodeAttribute(null=True)
+    login = UnicodeAttribute(null=True)
+    # Set while the proc holds one of its owner's running slots: removed, once, when the proc ends.
+    running_slot = NumberAttribute(null=True)
     task = UnicodeAttribute()
     title = UnicodeAttribute()
     params = JSONAttribute(null=True)

@@ -11,7 +11,7 @@ from typing import Any
 from pynamodb.exceptions import DoesNotExist
 from pynamodb.transactions import TransactWrite
 
-from sputnik import aws
+from sputnik import aws, quotas
 from sputnik.errors import InvalidInput, NotFound
 from sputnik.ids import next_id
 from sputnik.models import (
@@ -82,18 +82,20 @@ def validate(name: str, start_date: str | None, end_date: str | None, border: An
     return NewProject(name, start, end, geom, tiles)
 
 
-def create_project(login: str, new: NewProject) -> ProjectModel:
-    """Store a validated project and its tile index rows atomically; return it.
+def create_project(owner: str, login: str, new: NewProject) -> ProjectModel:
+    """Store a validated project of the user `owner` (signed in as `login`) and its tile rows atomically.
 
     Each tile row carries only the part of the border a scene of that tile can meet, so a detailed
-    border is stored about once in all, and ingest still tests a scene against one row.
+    border is stored about once in all, and ingest still tests a scene against one row. A user at
+    their project limit gets QuotaExceeded, and nothing is written.
     """
     from sputnik import geo, mgrs
 
     border = geo.to_wkt(new.border)
-    _check_listable(login, border)
+    _check_listable(owner, border)
     project = ProjectModel(
         0,
+        owner=owner,
         login=login,
         name=new.name,
         start_date=new.start_date,
@@ -106,7 +108,7 @@ def create_project(login: str, new: NewProject) -> ProjectModel:
         ProjectTileModel(
             tile,
             0,
-            login=login,
+            owner=owner,
             border=geo.to_wkt(geo.clip(new.border, mgrs.tile_lonlat_bounds(tile))),
             start_date=new.start_date,
             end_date=new.end_date,
@@ -114,14 +116,20 @@ def create_project(login: str, new: NewProject) -> ProjectModel:
         for tile in sorted(new.tiles)
     ]
     _check_fits([project, *rows])
-    project.project_id = next_id("project_id")
-    for row in rows:
-        row.project_id = project.project_id
-    # All or nothing: a project never exists without its tile rows, nor rows without it.
-    with TransactWrite(connection=transaction_connection()) as tx:
-        tx.save(project, condition=ProjectModel.project_id.does_not_exist())
+    # Counted first, so that parallel creations can never pass the limit; given back if the write fails.
+    quotas.reserve_project(owner)
+    try:
+        project.project_id = next_id("project_id")
         for row in rows:
-            tx.save(row)
+            row.project_id = project.project_id
+        # All or nothing: a project never exists without its tile rows, nor rows without it.
+        with TransactWrite(connection=transaction_connection()) as tx:
+            tx.save(project, condition=ProjectModel.project_id.does_not_exist())
+            for row in rows:
+                tx.save(row)
+    except Exception:
+        quotas.release_project(owner)
+        raise
     try:
         request_backfill(int(project.project_id))
     except Exception:
@@ -131,9 +139,9 @@ def create_project(login: str, new: NewProject) -> ProjectModel:
     return project
 
 
-def _check_listable(login: str, border: str) -> None:
+def _check_listable(owner: str, border: str) -> None:
     """Refuse a border that would take the user's projects past what /project/list can answer at once."""
-    held = sum(len(p.border or "") for p in list_projects(login))
+    held = sum(len(p.border or "") for p in list_projects(owner))
     if held + len(border) > LIST_BORDERS_BYTES:
         raise InvalidInput(
             f"your projects' borders would total {(held + len(border)) / 1e6:.1f} MB of text, over the "
@@ -155,11 +163,13 @@ def _check_fits(items: list[ProjectModel | ProjectTileModel]) -> None:
 
 
 def delete_project(project: ProjectModel) -> None:
-    """Remove a project and its tile rows in one transaction."""
+    """Remove a project and its tile rows in one transaction; its owner has one project less."""
     with TransactWrite(connection=transaction_connection()) as tx:
         tx.delete(project)
         for tile in project.tiles:
             tx.delete(ProjectTileModel(tile, project.project_id))
+    if project.owner:
+        quotas.release_project(str(project.owner))
 
 
 def request_backfill(
@@ -182,7 +192,7 @@ def request_backfill(
     )
 
 
-def get_project(login: str, project_id: int) -> ProjectModel:
+def get_project(owner: str, project_id: int) -> ProjectModel:
     """Return the caller's project; another user's project is NotFound, exactly like a missing one."""
     project: ProjectModel | None = None
     if 0 < project_id < MAX_PROJECT_ID:
@@ -190,32 +200,37 @@ def get_project(login: str, project_id: int) -> ProjectModel:
             project = ProjectModel.get(project_id)
         except DoesNotExist:
             project = None
-    if project is None or project.login != login:
+    if project is None or not owner or project.owner != owner:
         raise NotFound(f"project {project_id} not found")
     return project
 
 
-def check_owner(login: str, project_id: int) -> None:
-    """Raise NotFound unless the project is the caller's; another user's project looks missing."""
+def check_owner(owner: str, project_id: int) -> None:
+    """Raise NotFound unless the project is the user's (by id); another user's project looks missing."""
     if not 0 < project_id < MAX_PROJECT_ID:
         raise NotFound(f"project {project_id} not found")
     try:
-        owner = _owner(ProjectModel.Meta.table_name, ProjectModel.Meta.host, project_id)
+        found = _owner(ProjectModel.Meta.table_name, ProjectModel.Meta.host, project_id)
     except DoesNotExist:
-        owner = None
-    if owner != login:
+        found = ""
+    if not owner or found != owner:
         raise NotFound(f"project {project_id} not found")
 
 
-# A project's owner never changes (no transfer, no delete, ids never reused), so a warm function reads
-# it once per project: a map tile then costs no project read. Missing projects are not kept (lru_cache
-# keeps no exceptions), so one created since is found. Keyed by table and endpoint for rebinding.
+# A project's owner is a user id, made once and never given to anyone else: a login removed and made
+# again is a new id, so a cached owner can never grant a project to the wrong person. Project ids are
+# never reused either, so a warm function reads the owner once per project: a map tile then costs no
+# project read. Missing projects are not kept (lru_cache keeps no exceptions), so one created since is
+# found; neither are projects without an owner yet (before `sputnik users migrate-ids`).
 @functools.lru_cache(maxsize=4096)
 def _owner(table: str, host: str | None, project_id: int) -> str:
-    """The login owning a project (its login attribute only, not the border)."""
-    return str(ProjectModel.get(project_id, attributes_to_get=["login"]).login)
+    """The user id owning a project (its owner attribute only, not the border)."""
+    owner = ProjectModel.get(project_id, attributes_to_get=["owner"]).owner
+    if not owner:
+        raise DoesNotExist()
+    return str(owner)
 
 
-def list_projects(login: str) -> list[ProjectModel]:
-    """Return the caller's projects, oldest first (one Query on the login index)."""
-    return list(ProjectModel.by_login.query(login))
+def list_projects(owner: str) -> list[ProjectModel]:
+    """Return the user's projects, oldest first (one Query on the owner index)."""
+    return list(ProjectModel.by_owner.query(owner))

@@ -55,6 +55,10 @@ class Settings:
     external_archive_bucket: str
     products_bucket: str
     task_bucket: str
+    # Per-user quotas (template parameters MaxRunningProcs, MaxRunsPerDay, MaxProjects), as text.
+    max_running_procs: str
+    max_runs_per_day: str
+    max_projects: str
     # ProjectsFunction: the function that backfills a new project.
     ingest_function: str | None = None
     # TasksFunction: each task's state machine (Task.machine_setting names the field).

@@ -64,6 +64,12 @@ _S3_HOST_RE = re.compile(
 _BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 # A key segment as the archive writes them: no percent-encoding, no "..", nothing a URL reinterprets.
 _KEY_SEGMENT_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,254}")
+# An archive item's names as Earth Search and ESA write them (Sentinel-2A to 2D, level 2A): the
+# product name is shown to every user viewing that date, so an item naming anything else is bad.
+EARTH_SEARCH_ID_RE = re.compile(r"S2[A-D]_\d{1,2}[C-X][A-Z]{2}_\d{8}_\d+_L2A", re.ASCII)
+ESA_PRODUCT_RE = re.compile(
+    r"S2[A-D]_MSIL2A_\d{8}T\d{6}_N\d{4}_R\d{3}_T\d{2}[C-X][A-Z]{2}_\d{8}T\d{6}", re.ASCII
+)
 
 
 @dataclass(frozen=True)
@@ -121,6 +127,8 @@ def parse_item(data: bytes | str | Mapping[str, Any]) -> Scene:
     scene_id = item.get("id")
     if not isinstance(scene_id, str) or not _SCENE_ID_RE.match(scene_id):
         raise InvalidItem(f"STAC item has no usable id: {scene_id!r}")
+    if not EARTH_SEARCH_ID_RE.fullmatch(scene_id):
+        raise InvalidItem(f"STAC item id {scene_id[:100]!r} is not an Earth Search Sentinel-2 L2A scene id")
     props = item["properties"]
     footprint = _footprint(item.get("geometry"), scene_id)
     minx, miny, maxx, maxy = (float(v) for v in footprint.bounds)
@@ -259,7 +267,10 @@ def _filename(props: Mapping[str, Any]) -> str | None:
     for name in ("sentinel:product_id", "s2:product_uri"):
         value = props.get(name)
         if isinstance(value, str) and value.strip():
-            return value.strip().removesuffix(".SAFE")
+            name = value.strip().removesuffix(".SAFE")
+            if not ESA_PRODUCT_RE.fullmatch(name):
+                raise InvalidItem(f"{name[:100]!r} is not an ESA Sentinel-2 L2A product name")
+            return name
     return None
 
 

@@ -52,10 +52,11 @@ def load_scenes(stack: LocalStack, size: int = 256) -> str:
 
 def load_projects(login: str) -> list[int]:
     """Create the demo projects for a login; they pick up the catalogued scenes at once."""
-    from sputnik import projects
+    from sputnik import auth, projects
 
+    owner = str(auth.get_user(login).user_id)
     return [
-        int(projects.create_project(login, projects.validate(name, start, end, border)).project_id)
+        int(projects.create_project(owner, login, projects.validate(name, start, end, border)).project_id)
         for name, start, end, border in DEMO_PROJECTS
     ]
 
@@ -89,8 +90,9 @@ def run_to_end(project_id: int, task: str, title: str, params: dict[str, Any]) -
     from sputnik.models import ProjectModel
     from sputnik.tasks import procs, runner
 
-    login = ProjectModel.get(project_id).login
-    ref = procs.ProcRef(project_id, runner.run_task(login, task, title, project_id, params))
+    project = ProjectModel.get(project_id)
+    event_id = runner.run_task(str(project.owner), str(project.login), task, title, project_id, params)
+    ref = procs.ProcRef(project_id, event_id)
     for _ in range(1200):  # the local stack runs it in a few seconds; a bound, not a deadline
         proc = procs.get_proc(ref)
         if proc.status == procs.DONE:

@@ -10,7 +10,17 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from starlette.concurrency import run_in_threadpool
 
 from sputnik import auth
-from sputnik.errors import BUSY, Forbidden, InvalidInput, NotFound, SputnikError, Unauthorized, Unavailable
+from sputnik.api.security import HEADERS, SecurityMiddleware
+from sputnik.errors import (
+    BUSY,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    QuotaExceeded,
+    SputnikError,
+    Unauthorized,
+    Unavailable,
+)
 from sputnik.transient import is_transient
 
 log = logging.getLogger(__name__)
@@ -23,15 +33,16 @@ STATUS: dict[type[SputnikError], int] = {
     NotFound: 404,
     Unauthorized: 401,
     Forbidden: 403,
+    QuotaExceeded: 429,
     Unavailable: 503,
 }
 UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Basic realm="sputnik", charset="UTF-8"'}
 
 
-async def caller(
+async def current_user(
     request: Request, credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)]
-) -> str:
-    """Return the authenticated login, or answer 401 with a Basic challenge."""
+) -> auth.User:
+    """Return the authenticated user, or answer 401 with a Basic challenge."""
     if credentials is None:
         raise Unauthorized("authentication required")
     # Lockout is per login and address: API Gateway's sourceIp, which Mangum hands on as the client.
@@ -40,13 +51,26 @@ async def caller(
     return await run_in_threadpool(auth.authenticate, credentials.username, credentials.password, source)
 
 
+async def caller(user: Annotated[auth.User, Depends(current_user)]) -> str:
+    """Return the authenticated user's immutable id: what owns projects, procs and products."""
+    return user.id
+
+
+# FastAPI runs a dependency once per request, so a route taking both authenticates once.
 Caller = Annotated[str, Depends(caller)]
+CurrentUser = Annotated[auth.User, Depends(current_user)]
 
 
 def error_response(exc: SputnikError) -> JSONResponse:
     """Turn a domain error into its JSON response (a 422 in FastAPI's validation-error shape)."""
     status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 400)
-    headers = UNAUTHORIZED_HEADERS if status == 401 else {"Retry-After": "1"} if status == 503 else None
+    headers: dict[str, str] | None = None
+    if status == 401:
+        headers = UNAUTHORIZED_HEADERS
+    elif status == 503:
+        headers = {"Retry-After": "1"}
+    elif isinstance(exc, QuotaExceeded):
+        headers = {"Retry-After": str(exc.retry_after)}
     detail: object = str(exc)
     if status == 422:  # the OpenAPI schema of every 422 is HTTPValidationError: a list of errors
         detail = [{"type": "value_error", "loc": list(getattr(exc, "loc", ())), "msg": str(exc)}]
@@ -94,16 +118,18 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
         log.warning("AWS is busy on %s %s: %s", request.method, request.url.path, exc)
         return error_response(Unavailable(BUSY))
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return JSONResponse({"detail": "internal error"}, status_code=500)
+    # Starlette answers this outside every middleware, so the security headers come with it here.
+    return JSONResponse({"detail": "internal error"}, status_code=500, headers=HEADERS)
 
 
 def create_app(title: str, *, authenticated: bool = True, **options: Any) -> FastAPI:
-    """Build a FastAPI app with sputnik's auth and error handling on every route."""
+    """Build a FastAPI app with sputnik's auth, error handling and security headers on every route."""
     deps = [Depends(caller)] if authenticated else []
     app = FastAPI(title=title, version="0.1.0", dependencies=deps, **options)
     app.add_exception_handler(SputnikError, _sputnik_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected_error)
+    app.add_middleware(SecurityMiddleware)
     return app
 
 

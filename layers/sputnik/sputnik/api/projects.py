@@ -7,7 +7,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from sputnik import projects
-from sputnik.api.common import Caller, create_app
+from sputnik.api.common import CurrentUser, create_app
 from sputnik.models import ProjectModel
 from sputnik.settings import get_settings
 
@@ -50,11 +50,11 @@ class ProjectInfoRes(Project):
     border_gj: str
 
 
-def _project(p: ProjectModel) -> dict[str, Any]:
-    """Return the contract's fields of a stored project."""
+def _project(p: ProjectModel, login: str) -> dict[str, Any]:
+    """Return the contract's fields of a stored project of the user signed in as `login`."""
     return {
         "project_id": int(p.project_id),
-        "login": p.login,
+        "login": login,
         "name": p.name,
         "start_date": p.start_date,
         "end_date": p.end_date,
@@ -69,25 +69,25 @@ def create_projects_app() -> FastAPI:
     app = create_app("sputnik projects")
 
     @app.post("/project/new", summary="Save project", response_model=ProjectNewRes)
-    def project_new(params: ProjectNewParams, login: Caller) -> ProjectNewRes:
+    def project_new(params: ProjectNewParams, user: CurrentUser) -> ProjectNewRes:
         """Save project to database."""
         new = projects.validate(params.name, params.start_date, params.end_date, params.border)
-        project = projects.create_project(login, new)
+        project = projects.create_project(user.id, user.login, new)
         return ProjectNewRes(project_id=int(project.project_id))
 
     @app.get("/project/list", summary="Project list", response_model=ProjectListRes)
-    async def project_list(login: Caller) -> ProjectListRes:
+    async def project_list(user: CurrentUser) -> ProjectListRes:
         """List the caller's projects."""
-        found = await run_in_threadpool(projects.list_projects, login)
-        return ProjectListRes(projects=[Project(**_project(p)) for p in found])
+        found = await run_in_threadpool(projects.list_projects, user.id)
+        return ProjectListRes(projects=[Project(**_project(p, user.login)) for p in found])
 
     @app.get("/project/info", summary="Project info", response_model=ProjectInfoRes)
-    async def project_info(project_id: int, login: Caller) -> ProjectInfoRes:
+    async def project_info(project_id: int, user: CurrentUser) -> ProjectInfoRes:
         """Return one of the caller's projects."""
         # Geometry (shapely, numpy) is imported by the routes using it (this, /project/new), not at init.
         from sputnik import geo
 
-        p = await run_in_threadpool(projects.get_project, login, project_id)
-        return ProjectInfoRes(**_project(p), border_gj=geo.to_geojson(geo.from_wkt(p.border)))
+        p = await run_in_threadpool(projects.get_project, user.id, project_id)
+        return ProjectInfoRes(**_project(p, user.login), border_gj=geo.to_geojson(geo.from_wkt(p.border)))
 
     return app

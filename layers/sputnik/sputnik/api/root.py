@@ -4,7 +4,9 @@ This function stays light (no numpy, shapely or pyproj): it only serves files th
 into its package (`make bundle`), so it answers quickly even on a cold start.
 """
 
+import base64
 import hashlib
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +30,23 @@ MEDIA_TYPES = {
 }
 # The files need the caller's credentials, so shared caches must not keep them; browsers revalidate.
 CACHE_CONTROL = "private, no-cache"
+# Scripts of a page written into it (no src): allowed by their hash, so no other inline script runs.
+_INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
+# The one origin beyond the stack: the OpenStreetMap base layer, asked for only when it is switched on.
+OSM_TILES = "https://tile.openstreetmap.org"
+
+
+def page_policy(html: str, *, images: str = "") -> str:
+    """The Content-Security-Policy of one of the stack's pages: its own files, its own inline scripts."""
+    hashes = " ".join(
+        "'sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode() + "'"
+        for script in _INLINE_SCRIPT.findall(html)
+    )
+    return (
+        f"default-src 'none'; script-src 'self' {hashes}; style-src 'self'; "
+        f"img-src 'self' blob: data:{' ' + images if images else ''}; connect-src 'self'; "
+        "font-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
 
 
 class BundleMissing(RuntimeError):
@@ -41,17 +60,21 @@ class BundledFile:
     body: bytes
     media_type: str
     etag: str
+    policy: str | None = None  # a page's own Content-Security-Policy
 
     @classmethod
     def read(cls, path: Path) -> "BundledFile":
         """Read a file of the bundle."""
         body = path.read_bytes()
         media_type = MEDIA_TYPES.get(path.suffix, "application/octet-stream")
-        return cls(body, media_type, '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
+        policy = page_policy(body.decode(), images=OSM_TILES) if path.suffix == ".html" else None
+        return cls(body, media_type, '"' + hashlib.sha256(body).hexdigest()[:32] + '"', policy)
 
     def response(self, request: Request) -> Response:
         """Answer with the file, or 304 when the browser already has this version."""
         headers = {"ETag": self.etag, "Cache-Control": CACHE_CONTROL, "Vary": "Authorization"}
+        if self.policy:
+            headers["Content-Security-Policy"] = self.policy
         if request.headers.get("if-none-match") == self.etag:
             return Response(status_code=304, headers=headers)
         return Response(self.body, media_type=self.media_type, headers=headers)
@@ -114,6 +137,7 @@ def create_root_app(bundle_folder: Path) -> FastAPI:
     app = create_app("sputnik", openapi_url=None, docs_url=None, redoc_url=None)
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     docs = docs_page()
+    docs_headers = {"Cache-Control": CACHE_CONTROL, "Content-Security-Policy": page_policy(docs)}
 
     @app.get("/", summary="Root", response_class=HTMLResponse)
     def root(request: Request) -> Response:
@@ -128,7 +152,7 @@ def create_root_app(bundle_folder: Path) -> FastAPI:
     @app.get("/docs", include_in_schema=False)
     def swagger_ui() -> HTMLResponse:
         """Interactive API documentation."""
-        return HTMLResponse(docs, headers={"Cache-Control": CACHE_CONTROL})
+        return HTMLResponse(docs, headers=docs_headers)
 
     @app.get(f"/{ASSETS}/{{name}}", include_in_schema=False)
     def asset(name: str, request: Request) -> Response:

@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from sputnik.api.common import Caller, create_app
+from sputnik.api.common import Caller, CurrentUser, create_app
 from sputnik.models import ProcModel
 from sputnik.projects import check_owner
 from sputnik.settings import get_settings
@@ -103,9 +103,9 @@ def proc_res(proc: ProcModel) -> ProcRes:
     )
 
 
-def list_procs(login: str, project_id: int) -> list[ProcRes]:
+def list_procs(owner: str, project_id: int) -> list[ProcRes]:
     """The caller's project's last procs, newest first (404 for anyone else's project)."""
-    check_owner(login, project_id)
+    check_owner(owner, project_id)
     return [proc_res(p) for p in procs.list_procs(project_id)]
 
 
@@ -116,21 +116,21 @@ def create_tasks_app() -> FastAPI:
     app = create_app("sputnik tasks")
 
     @app.get("/task/list", summary="Task list", response_model=TaskListRes)
-    async def task_list(login: Caller) -> TaskListRes:
+    async def task_list(owner: Caller) -> TaskListRes:
         """The tasks a project can run."""
         return TaskListRes(tasks=[TaskRes(name=t.name, descr=t.descr) for t in TASKS.values()])
 
     @app.post("/task/run", summary="Run processing", response_model=TaskRunRes)
-    async def task_run(body: TaskRunParams, login: Caller) -> TaskRunRes:
+    async def task_run(body: TaskRunParams, user: CurrentUser) -> TaskRunRes:
         """Start a task on the caller's project; the event id to follow it in /proc/list."""
         event_id = await run_in_threadpool(
-            runner.run_task, login, body.task, body.title, body.project_id, body.params
+            runner.run_task, user.id, user.login, body.task, body.title, body.project_id, body.params
         )
         return TaskRunRes(event_id=event_id)
 
     @app.get("/proc/list", summary="Processing list", response_model=ProcListRes)
-    async def proc_list(project_id: int, login: Caller) -> ProcListRes:
+    async def proc_list(project_id: int, owner: Caller) -> ProcListRes:
         """The project's last 30 procs, newest first."""
-        return ProcListRes(procs=await run_in_threadpool(list_procs, login, project_id))
+        return ProcListRes(procs=await run_in_threadpool(list_procs, owner, project_id))
 
     return app

@@ -6,6 +6,7 @@ from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
+from sputnik import quotas
 from sputnik.errors import NotFound
 from sputnik.ids import next_id
 from sputnik.models import ProcModel, ScriptAttribute
@@ -29,20 +30,23 @@ class ProcRef:
         """The proc a stage's event names."""
         return cls(int(event["project_id"]), int(event["event_id"]))
 
-    def update(self, actions: list[Any]) -> None:
-        """Update the record in one UpdateItem, never creating one that is not there."""
-        ProcModel(self.project_id, self.event_id).update(
-            actions=actions, condition=ProcModel.event_id.exists()
-        )
+    def update(self, actions: list[Any]) -> ProcModel:
+        """Update the record in one UpdateItem, never creating one that is not there; the record after."""
+        proc = ProcModel(self.project_id, self.event_id)
+        proc.update(actions=actions, condition=ProcModel.event_id.exists())
+        return proc
 
 
-def create_proc(login: str, project_id: int, task: Task, title: str, params: dict[str, Any]) -> ProcModel:
-    """Write a new proc, waiting for its first script; ids come from atomic counters."""
+def create_proc(
+    owner: str, login: str, project_id: int, task: Task, title: str, params: dict[str, Any]
+) -> ProcModel:
+    """Write a new proc, waiting for its first script, if the quotas allow; ids from atomic counters."""
     proc = ProcModel(
         project_id,
         next_id("event_id"),
         proc_id=next_id("proc_id"),
         task_id=next_id("task_id"),
+        owner=owner,
         login=login,
         task=task.name,
         title=title,
@@ -54,7 +58,7 @@ def create_proc(login: str, project_id: int, task: Task, title: str, params: dic
             for i, name in enumerate(task.scripts)
         ],
     )
-    proc.save(condition=ProcModel.event_id.does_not_exist())
+    quotas.save_proc_counted(proc, owner)
     return proc
 
 
@@ -102,7 +106,7 @@ def proc_done(ref: ProcRef, task: str, results: dict[str, str], summary: dict[st
     for script, script_result in results.items():
         i = _index(task, script)
         actions += [ProcModel.scripts[i].status.set(DONE), ProcModel.scripts[i].result.set(script_result)]
-    ref.update(actions)
+    quotas.release_running(ref.update(actions))
     return result
 
 
@@ -112,8 +116,9 @@ def running_script(proc: ProcModel) -> str | None:
 
 
 def proc_failed(proc: ProcModel, message: str) -> bool:
-    """A stage failed: the script that was running and the proc end FATAL, with the message.
+    """A stage failed (or the execution ended outside the machine's Catch): the proc ends FATAL.
 
+    The script that was running ends FATAL too, and the proc's running slot is given back (once).
     Only a proc that has not ended: False, and nothing written, when it is already DONE (a retried
     or duplicate report of the same failure, or a proc that ended well before its execution failed).
     """
@@ -126,12 +131,12 @@ def proc_failed(proc: ProcModel, message: str) -> bool:
     if failed is not None:
         i = int(failed.iscript)
         actions += [ProcModel.scripts[i].status.set(DONE), ProcModel.scripts[i].result.set(FATAL)]
+    ended = ProcModel(int(proc.project_id), int(proc.event_id))
     try:
-        ProcModel(int(proc.project_id), int(proc.event_id)).update(
-            actions=actions, condition=ProcModel.event_id.exists() & (ProcModel.status != DONE)
-        )
+        ended.update(actions=actions, condition=ProcModel.event_id.exists() & (ProcModel.status != DONE))
     except UpdateError as exc:
         if exc.cause_response_code == "ConditionalCheckFailedException":
             return False
         raise
+    quotas.release_running(ended)
     return True

@@ -60,13 +60,16 @@ def start_execution(proc: ProcModel) -> str:
     return str(started["executionArn"])
 
 
-def run_task(login: str, task_name: str, title: str, project_id: int, params: Any) -> int:
-    """Check everything, then write the proc and start it; its event id. A bad request writes nothing."""
+def run_task(owner: str, login: str, task_name: str, title: str, project_id: int, params: Any) -> int:
+    """Check everything, then write the proc and start it; its event id.
+
+    A bad request, or one over the owner's quotas, writes nothing.
+    """
     task = get_task(task_name)
     title = check_title(title)
     checked = task.check_params(params)
-    get_project(login, project_id)
-    proc = procs.create_proc(login, project_id, task, title, checked)
+    get_project(owner, project_id)
+    proc = procs.create_proc(owner, login, project_id, task, title, checked)
     try:
         start_execution(proc)
     except Exception:

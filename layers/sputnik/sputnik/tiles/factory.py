@@ -60,8 +60,9 @@ class CogFactory(TilerFactory):
 
     The contract's tile and tilejson paths replace titiler's same-shaped ones (one handler accepts
     both `scale` and titiler's `tilesize`); `/bounds`, `WMTSCapabilities.xml` and the `/crop`
-    forms are added; titiler's `/bbox`, `/feature`, `/tiles` (tilesets), `map.html`, `/point`,
-    `/preview` stay as they are.
+    forms are added; titiler's `/bbox`, `/feature`, `/tiles` (tilesets), `/point`, `/preview` stay
+    as they are. titiler's `map.html` is left out: it loads scripts from a CDN on the API's origin,
+    and the viewer at / replaces it.
     """
 
     # Who is asking: the HTTP layer's authentication dependency, handed in (the library never imports it).
@@ -74,6 +75,7 @@ class CogFactory(TilerFactory):
     img_part_dependency: type[PartFeatureParams] = BoundedPartParams
     process_dependency: Callable[..., BaseAlgorithm | None] = field(factory=algorithm_dependency)
     colormap_dependency: Callable[..., Any] = colormap_dependency
+    add_viewer: bool = False
 
     def __attrs_post_init__(self) -> None:
         """Put every `url` through the URL policy for the caller, check coordinates, then register routes."""

@@ -196,3 +196,15 @@ def test_a_backfill_continues_itself_through_lambda_and_a_redelivery_changes_not
     found = meta_scenes(project_id)
     assert len(found) == 450 and set(found) == scenes.meeting
     assert MetaModel.get(project_id, newer.date_scene).filename == "NEWER"
+
+
+@pytest.mark.parametrize(
+    "resume", ["05KQA", {"tile": "33TWN", "after": None}, {"tile": "05KQA", "after": "x"}]
+)
+def test_a_part_asked_to_resume_where_the_project_has_nothing_fails_loudly(
+    stack: Any, api: httpx.Client, resume: Any
+) -> None:
+    project_id = new_project(api, box(*BORDER), "2016-01-01", "2016-01-31")
+    # Lambda retries it, then the failure queue keeps it with its error: never a silent restart.
+    with pytest.raises(ValueError, match="not a place to resume"):
+        ingest.handle({"backfill_project": project_id, "resume": resume})

@@ -366,7 +366,7 @@ def _resume_at(tiles: list[str], resume: dict[str, Any] | None) -> tuple[int, di
     """The position of the resumed tile among the project's and the page key to go on from."""
     if resume is None:
         return 0, None
-    tile, after = resume.get("tile"), resume.get("after")
+    tile, after = (resume.get("tile"), resume.get("after")) if isinstance(resume, dict) else (None, None)
     if tile not in tiles or not (after is None or isinstance(after, dict)):
         raise ValueError(f"not a place to resume this project's backfill: {resume!r}")
     return tiles.index(tile), after

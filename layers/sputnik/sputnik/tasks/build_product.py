@@ -5,11 +5,13 @@ from typing import Any
 from pynamodb.exceptions import DoesNotExist
 
 from sputnik.catalogue import scene_from_record
+from sputnik.errors import Forbidden
 from sputnik.models import MetaModel, ProductModel, ProjectModel, SceneModel
 from sputnik.settings import get_settings
 from sputnik.tasks.failures import StageError
 from sputnik.tasks.rgb_product import build_rgb_product
 from sputnik.tiles.rgb import RGB
+from sputnik.tiles.urls import archive_url
 
 
 def product_id(scene_id: str) -> str:
@@ -36,9 +38,12 @@ def run(event: dict[str, Any]) -> dict[str, Any]:
     except DoesNotExist as exc:
         raise StageError(f"scene {scene_id} is not among the project's scenes") from exc
     key = product_key(project_id, scene_id)
-    made = build_rgb_product(
-        scene.asset_href("visual"), project.border, f"s3://{get_settings().products_bucket}/{key}"
-    )
+    try:
+        # The href came from an archive item: GDAL opens only what the tiler's URL policy allows.
+        source = archive_url(scene.asset_href("visual"))
+    except Forbidden as exc:
+        raise StageError(f"scene {scene_id}: its TCI is not an object of an archive bucket") from exc
+    made = build_rgb_product(source, project.border, f"s3://{get_settings().products_bucket}/{key}")
     ProductModel(
         project_id, product_id(scene_id), kind=RGB, scene_id=scene_id, date=scene.date, key=key
     ).save()

@@ -72,6 +72,17 @@ def dataset_url(url: str, login: str, owns_project: ProjectLookup) -> str:
             # One body for unknown projects, other users' projects and missing objects alike.
             raise NotFound(DATASET_NOT_FOUND) from exc
         return obj.url
+    return _archive_object(obj)
+
+
+def archive_url(url: str) -> str:
+    """Return the URL of an archive object GDAL may open, or raise Forbidden (any other bucket or form)."""
+    return _archive_object(parse_s3_url(url))
+
+
+def _archive_object(obj: S3Object) -> str:
+    """The URL of an object of the stack's archive or of the external archive's scenes, else Forbidden."""
+    settings = get_settings()
     if obj.bucket == settings.archive_bucket:
         return obj.url
     # The external archive (e.g. the public sentinel-cogs) is read only where its scenes lie.

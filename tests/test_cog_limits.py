@@ -23,7 +23,7 @@ from rasterio.transform import from_origin
 from rasterio.warp import transform_bounds
 
 from sputnik.tiles.reader import MAX_PIXELS_READ, STOCK_WARP_LIMIT
-from tests.tiles_support import (
+from tests.support.tiles import (
     ALICE_PROJECT,
     ARCHIVE,
     TCI,

@@ -33,7 +33,7 @@ from sputnik_tools import cli
 from sputnik_tools.local.stack import free_port
 from sputnik_tools.template import Template
 from tests.conftest import REPO, TEMPLATE
-from tests.test_observability import json_lines, metrics_of
+from tests.support.logs import json_lines, metrics_of
 
 EVENTS = REPO / "events"
 STACK_TEMPLATE = Template.load(TEMPLATE)

@@ -15,8 +15,10 @@ from pynamodb.exceptions import DoesNotExist
 from sputnik import ingest, stac
 from sputnik.models import MetaModel, SceneModel
 from sputnik.settings import get_settings
-from tests import faults
-from tests.test_ingest import _item, box, new_project, s3_event
+from tests.support import faults
+from tests.support.ingest import s3_event
+from tests.support.ingest import scene_item as _item
+from tests.support.projects import box, new_project
 
 SQUARE = json.dumps(
     {"type": "Polygon", "coordinates": [[[15.0, 46.0], [15.2, 46.0], [15.2, 46.2], [15.0, 46.0]]]}
@@ -62,7 +64,7 @@ def test_project_creation_under_lasting_throttling_fails_whole_with_503(
     assert r.status_code == 503, r.text
     assert r.json() == {"detail": "busy: try again shortly"} and r.headers["retry-after"] == "1"
     assert fault.failed > 1  # retried before giving up
-    monkeypatch.undo()
+    fault.stop()
     assert api.get("/project/list").json() == {"projects": []}  # nothing stays behind
     assert _create(api).status_code == 200  # and the client's retry works
 
@@ -126,7 +128,7 @@ def test_ingest_under_faults_retries_or_fails_whole(
         ingest.handle_event(s3_event(key, sequencer="E" * 30))
     assert "SlowDown" in str(failure.value) or "ProvisionedThroughputExceeded" in str(failure.value)
     assert fault.failed > 1  # retried before giving up
-    monkeypatch.undo()
+    fault.stop()
     with pytest.raises(DoesNotExist):
         SceneModel.get(scene_id)
     assert list(MetaModel.query(project)) == []

@@ -44,7 +44,8 @@ def test_demo_data_is_served_as_the_readme_shows(loaded: list[str], demo: httpx.
 def test_demo_runs_both_tasks_as_the_readme_shows(demo: httpx.Client) -> None:
     # The README's tasks session, on a project of its own over the first demo project's border and
     # dates: the demo projects stay as loaded for the test above, whichever runs first.
-    shown = demo.get("/project/list").json()["projects"][0]
+    listed = demo.get("/project/list").json()["projects"][0]["project_id"]
+    shown = demo.get("/project/info", params={"project_id": listed}).json()
     first = new_project(demo, shown["border_gj"], shown["start_date"], shown["end_date"], name="session")
     hidden = "S2B_33TWL_20210725_0_L2A"
     assert "2021-07-25" not in demo.get("/meta/dates", params={"project_id": first}).json()["dates"]

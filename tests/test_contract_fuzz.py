@@ -133,6 +133,13 @@ def only_credentials_negated(case: Any) -> bool:
     return locations <= {"header"} and {name.lower() for name in names} <= {"authorization"}
 
 
+def nothing_named_invalid(case: Any) -> bool:
+    """Whether schemathesis recorded no invalid part at all (it labels such a case a positive one)."""
+    _, names = negated(case)
+    data = case.meta.phase.data if case.meta is not None else None
+    return not names and not getattr(data, "mutations", ())
+
+
 def negation_lost_in_the_query(case: Any) -> bool:
     """Whether a case's invalid part may be an empty list in the query, which is sent as nothing."""
     return any(value == [] for value in (case.query or {}).values())
@@ -296,7 +303,11 @@ def test_operation_keeps_its_openapi_contract(
             checks = CHECKS
             if mode == GenerationMode.POSITIVE and refused_by_unstated_rule(function, response):
                 checks = [check for check in CHECKS if check is not positive_data_acceptance]
-            if only_credentials_negated(case) or negation_lost_in_the_query(case):
+            if (
+                only_credentials_negated(case)
+                or negation_lost_in_the_query(case)
+                or nothing_named_invalid(case)
+            ):
                 # What was invalid is the Authorization header, which the user's credentials replaced.
                 checks = [check for check in CHECKS if check is not negative_data_rejection]
             problems = []

@@ -23,8 +23,8 @@ from sputnik.projects import check_owner
 from sputnik.settings import ARCHIVE_PREFIX, get_settings
 from sputnik.tiles.urls import dataset_url
 from tests.conftest import FIXTURES, REPO
-from tests.test_ingest import box, new_project
-from tests.test_observability import json_lines, metrics_of
+from tests.support.logs import json_lines, metrics_of
+from tests.support.projects import box, new_project
 
 V0_ITEM = FIXTURES / "stac-items" / "v0" / "S2A_31NBJ_20190524_0_L2A.json"
 SAMPLE_EVENT = REPO / "events" / "IngestFunction" / "sns-archive-item.json"

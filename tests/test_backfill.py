@@ -17,7 +17,7 @@ import shapely
 
 from sputnik import aws, catalogue, geo, ingest
 from sputnik.models import MetaModel, ProjectModel, SceneModel
-from tests.test_ingest import box, new_project
+from tests.support.projects import box, new_project
 
 # A border over three Sentinel-2 tiles (05KQA, 05KRA, 06KTF) that no other test uses.
 BORDER = (-150.2, -17.9, -149.2, -17.3)

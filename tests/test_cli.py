@@ -159,7 +159,7 @@ def test_users_remove_says_what_the_user_owns_and_deletes_it_only_when_asked(sta
     import httpx
 
     from sputnik.settings import get_settings
-    from tests.openapi_support import create_real_ids
+    from tests.support.openapi import create_real_ids
 
     real = create_real_ids(stack, front.url, "leaving")
     login, pid = real.auth[0], real.project_id
@@ -205,11 +205,11 @@ def test_users_migrate_ids_gives_old_logins_ids_and_reowns_their_projects(stack:
 
     from sputnik.models import CounterModel, ProjectModel, ProjectTileModel, UserModel
     from sputnik.quotas import projects_key
-    from tests.test_tasks_api import new_project
+    from tests.support.tasks import tile_project
 
     login, password = new_user("legacy")
     with httpx.Client(base_url=front.url, auth=(login, password), timeout=60) as api:
-        pid = new_project(api, "34TDQ")
+        pid = tile_project(api, "34TDQ")
     # Make them what a stack before user ids stored: a login without id, projects owned by the login.
     UserModel(login).update(actions=[UserModel.user_id.remove(), UserModel.credential_version.remove()])
     project = ProjectModel.get(pid)

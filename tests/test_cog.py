@@ -15,7 +15,8 @@ from morecantile import tms as tms_registry
 
 from sputnik.tiles.pool import POOL
 from sputnik_tools.local.recording import RecordedRequest
-from tests.tiles_support import (
+from tests.support.projects import SCENE_BBOX, SCENE_BORDER
+from tests.support.tiles import (
     ARCHIVE,
     SYNTH_KEY,
     TCI,
@@ -33,15 +34,8 @@ from tests.tiles_support import (
 
 SYNTH = f"s3://{ARCHIVE}/{SYNTH_KEY}"
 Z, X, Y = 9, 239, 219  # a TCI tile fully inside the data
-BBOX = "-11.6,24.6,-11.2,25.0"
-FEATURE = {
-    "type": "Feature",
-    "properties": {},
-    "geometry": {
-        "type": "Polygon",
-        "coordinates": [[[-11.6, 24.6], [-11.2, 24.6], [-11.2, 25.0], [-11.6, 25.0], [-11.6, 24.6]]],
-    },
-}
+BBOX = ",".join(map(str, SCENE_BBOX))
+FEATURE = {"type": "Feature", "properties": {}, "geometry": SCENE_BORDER}
 
 # The contract's /cog paths and methods, as sputnik-api.md lists them.
 CONTRACT = [

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from sputnik.errors import Forbidden, NotFound
 from sputnik.tiles.gdal import configure_gdal
 from sputnik.tiles.urls import DATASET_NOT_FOUND, URL_REFUSED, dataset_url, parse_s3_url
-from tests.tiles_support import (
+from tests.support.tiles import (
     ALICE,
     ALICE_PROJECT,
     ARCHIVE,

@@ -1,50 +1,65 @@
 """`make run`'s demo data: the demo user, scenes ingested through S3 events, projects, products."""
 
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import pytest
 
 from sputnik_tools.local.run import DEMO_LOGIN, DEMO_PASSWORD, load_demo
+from tests.support.projects import new_project
+from tests.support.tasks import finished
 
 
-def test_demo_data_is_served_as_the_readme_shows(stack: Any, front: Any) -> None:
-    loaded = load_demo(stack)
+@pytest.fixture(scope="module")
+def loaded(stack: Any) -> list[str]:
+    """The demo data, loaded once into this process's stack (whichever test comes first)."""
+    return load_demo(stack)
+
+
+@pytest.fixture
+def demo(front: Any, loaded: list[str]) -> Iterator[httpx.Client]:
+    """A client signed in as the demo user."""
+    with httpx.Client(base_url=front.url, auth=(DEMO_LOGIN, DEMO_PASSWORD), timeout=60) as client:
+        yield client
+
+
+def test_demo_data_is_served_as_the_readme_shows(loaded: list[str], demo: httpx.Client) -> None:
     assert any("S2A_29RKH_20200219" in line for line in loaded), loaded
-    with httpx.Client(base_url=front.url, auth=(DEMO_LOGIN, DEMO_PASSWORD), timeout=60) as demo:
-        projects = demo.get("/project/list").json()["projects"]
-        assert [p["name"] for p in projects][:2] == ["Pannonian fields", "Saharan coast (real scene)"]
-        first, real = projects[0]["project_id"], projects[1]["project_id"]
-        assert demo.get("/meta/dates", params={"project_id": first}).json()["dates"] == [
-            "2021-06-05",
-            "2021-06-20",
-            "2021-07-10",
-        ]
-        metas = demo.get("/meta/list", params={"project_id": real, "date": "2020-02-19"}).json()["metas"]
-        assert [m["scene_id"] for m in metas] == ["S2A_29RKH_20200219_0_L2A"]
-        assert demo.get("/rgb/list", params={"project_id": real}).json() == {
-            "product_ids": ["S2A_29RKH_20200219_0_L2A-rgb"]
-        }
+    projects = demo.get("/project/list").json()["projects"]
+    assert [p["name"] for p in projects][:2] == ["Pannonian fields", "Saharan coast (real scene)"]
+    first, real = projects[0]["project_id"], projects[1]["project_id"]
+    assert demo.get("/meta/dates", params={"project_id": first}).json()["dates"] == [
+        "2021-06-05",
+        "2021-06-20",
+        "2021-07-10",
+    ]
+    metas = demo.get("/meta/list", params={"project_id": real, "date": "2020-02-19"}).json()["metas"]
+    assert [m["scene_id"] for m in metas] == ["S2A_29RKH_20200219_0_L2A"]
+    assert demo.get("/rgb/list", params={"project_id": real}).json() == {
+        "product_ids": ["S2A_29RKH_20200219_0_L2A-rgb"]
+    }
 
 
-def test_demo_runs_both_tasks_as_the_readme_shows(stack: Any, front: Any) -> None:
-    # After the demo data above (same file, so same stack): the README's tasks session.
-    from tests.test_tasks_api import finished
-
-    with httpx.Client(base_url=front.url, auth=(DEMO_LOGIN, DEMO_PASSWORD), timeout=60) as demo:
-        first = demo.get("/project/list").json()["projects"][0]["project_id"]
-        hidden = "S2B_33TWL_20210725_0_L2A"
-        assert "2021-07-25" not in demo.get("/meta/dates", params={"project_id": first}).json()["dates"]
-        body = {"task": "s2_load_meta", "title": "archive pull", "project_id": first}
-        meta = finished(demo, first, demo.post("/task/run", json=body).json()["event_id"])
-        assert (meta["result"], meta["summary"]["new"]) == ("SUCCESS", 1)
-        metas = demo.get("/meta/list", params={"project_id": first, "date": "2021-07-25"}).json()["metas"]
-        assert [m["scene_id"] for m in metas] == [hidden]
-        body = {
-            "task": "s2_load_data",
-            "title": "July RGB",
-            "project_id": first,
-            "params": {"date": "2021-07-25"},
-        }
-        data = finished(demo, first, demo.post("/task/run", json=body).json()["event_id"])
-        assert data["result"] == "SUCCESS"
-        assert f"{hidden}-rgb" in demo.get("/rgb/list", params={"project_id": first}).json()["product_ids"]
+def test_demo_runs_both_tasks_as_the_readme_shows(demo: httpx.Client) -> None:
+    # The README's tasks session, on a project of its own over the first demo project's border and
+    # dates: the demo projects stay as loaded for the test above, whichever runs first.
+    listed = demo.get("/project/list").json()["projects"][0]["project_id"]
+    shown = demo.get("/project/info", params={"project_id": listed}).json()
+    first = new_project(demo, shown["border_gj"], shown["start_date"], shown["end_date"], name="session")
+    hidden = "S2B_33TWL_20210725_0_L2A"
+    assert "2021-07-25" not in demo.get("/meta/dates", params={"project_id": first}).json()["dates"]
+    body = {"task": "s2_load_meta", "title": "archive pull", "project_id": first}
+    meta = finished(demo, first, demo.post("/task/run", json=body).json()["event_id"])
+    assert (meta["result"], meta["summary"]["new"]) == ("SUCCESS", 1)
+    metas = demo.get("/meta/list", params={"project_id": first, "date": "2021-07-25"}).json()["metas"]
+    assert [m["scene_id"] for m in metas] == [hidden]
+    body = {
+        "task": "s2_load_data",
+        "title": "July RGB",
+        "project_id": first,
+        "params": {"date": "2021-07-25"},
+    }
+    data = finished(demo, first, demo.post("/task/run", json=body).json()["event_id"])
+    assert data["result"] == "SUCCESS"
+    assert f"{hidden}-rgb" in demo.get("/rgb/list", params={"project_id": first}).json()["product_ids"]

@@ -34,7 +34,7 @@ from sputnik_tools.local.ports import free_port
 from sputnik_tools.local_settings import local_region
 from sputnik_tools.template import Template
 from tests.conftest import REPO, TEMPLATE
-from tests.test_observability import json_lines, metrics_of
+from tests.support.logs import json_lines, metrics_of
 
 EVENTS = REPO / "events"
 STACK_TEMPLATE = Template.load(TEMPLATE)

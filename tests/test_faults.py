@@ -15,8 +15,8 @@ from pynamodb.exceptions import DoesNotExist
 from sputnik import ingest
 from sputnik.models import MetaModel, SceneModel
 from sputnik.settings import get_settings
-from tests import faults
-from tests.test_ingest import fresh_scene, s3_event
+from tests.support import faults
+from tests.support.ingest import fresh_scene, s3_event
 
 SQUARE = json.dumps(
     {"type": "Polygon", "coordinates": [[[15.0, 46.0], [15.2, 46.0], [15.2, 46.2], [15.0, 46.0]]]}
@@ -69,7 +69,7 @@ def test_project_creation_under_lasting_throttling_fails_whole_with_503(
     assert r.status_code == 503, r.text
     assert r.json() == {"detail": "busy: try again shortly"} and r.headers["retry-after"] == "1"
     assert fault.failed > 1  # retried before giving up
-    monkeypatch.undo()
+    fault.stop()
     assert api.get("/project/list").json() == {"projects": []}  # nothing stays behind
     assert _create(api).status_code == 200  # and the client's retry works
 

@@ -15,51 +15,13 @@ from sputnik import catalogue, ingest, stac
 from sputnik.models import MetaModel, SceneModel
 from sputnik.settings import get_settings
 from sputnik_tools.archive import generate_archive, upload_fixture_scene
-from tests import faults
 from tests.conftest import new_user
+from tests.support import faults
+from tests.support.ingest import fresh_scene, put_item, s3_event
+from tests.support.ingest import scene_item as _item
+from tests.support.projects import box, new_project
 
 REAL_SCENE = "sentinel-cogs/sentinel-s2-l2a-cogs/29/R/KH/2020/2/S2A_29RKH_20200219_0_L2A"
-
-
-def box(lon0: float, lat0: float, lon1: float, lat1: float) -> str:
-    """A lon/lat box as GeoJSON text."""
-    ring = [[lon0, lat0], [lon1, lat0], [lon1, lat1], [lon0, lat1], [lon0, lat0]]
-    return json.dumps({"type": "Polygon", "coordinates": [ring]})
-
-
-def new_project(api: httpx.Client, border: str, start: str, end: str) -> int:
-    """Create a project and return its id."""
-    r = api.post("/project/new", json={"name": "p", "start_date": start, "end_date": end, "border": border})
-    assert r.status_code == 200, r.text
-    return int(r.json()["project_id"])
-
-
-def s3_event(key: str, bucket: str | None = None, sequencer: str | None = None) -> dict[str, Any]:
-    """An S3 ObjectCreated event as AWS sends it (key URL-encoded)."""
-    from urllib.parse import quote_plus
-
-    obj: dict[str, Any] = {"key": quote_plus(key, safe="/"), "size": 1}
-    if sequencer:
-        obj["sequencer"] = sequencer
-    return {
-        "Records": [
-            {
-                "eventSource": "aws:s3",
-                "eventName": "ObjectCreated:Put",
-                "eventTime": "2026-11-24T10:00:00.000Z",
-                "s3": {"bucket": {"name": bucket or get_settings().archive_bucket}, "object": obj},
-            }
-        ]
-    }
-
-
-def put_item(stack: Any, item: dict[str, Any], key: str | None = None) -> str:
-    """Write a STAC item into the archive at its layout key (the notification ingests it)."""
-    key = key or stac.parse_item(item).key
-    stack.client("s3").put_object(
-        Bucket=get_settings().archive_bucket, Key=key, Body=json.dumps(item).encode()
-    )
-    return key
 
 
 def test_generated_scenes_arrive_through_s3_notifications(stack: Any, api: httpx.Client) -> None:
@@ -177,22 +139,6 @@ def test_duplicate_and_concurrent_deliveries_leave_one_record(stack: Any, api: h
     assert results == [first] * 4
     assert len(list(MetaModel.query(project))) == 1
     assert api.get("/meta/dates", params={"project_id": project}).json() == {"dates": ["2022-09-09"]}
-
-
-def fresh_scene(stack: Any, fixtures_dir: Path, api: httpx.Client, scene_id: str) -> tuple[str, str, int]:
-    """An item of tile 33TWN in the archive, not catalogued, and a new project it matches: (key, id, project).
-
-    The test delivers the item's event itself: whatever the bucket's notification did is undone.
-    """
-    day = f"{scene_id[10:14]}-{scene_id[14:16]}-{scene_id[16:18]}"
-    project = new_project(api, box(15.2, 47.3, 15.8, 47.6), day, day)
-    item = _item(fixtures_dir, scene_id, "33TWN", day)
-    key = stac.parse_item(item).key
-    stack.client("s3").put_object(Bucket=get_settings().archive_bucket, Key=key, Body=json.dumps(item))
-    SceneModel(scene_id).delete()
-    for meta in MetaModel.query(project):
-        meta.delete()
-    return key, scene_id, project
 
 
 def transaction_conflict(items: int) -> tuple[int, dict[str, str], bytes]:
@@ -412,6 +358,7 @@ def test_throttling_mid_ingest_fails_whole_and_redelivery_completes(
     with pytest.raises(DoesNotExist):
         SceneModel.get(scene_id)
     assert [len(list(MetaModel.query(p))) for p in projects] == [0, 0]
+    throttled.stop()
     ingest.handle(s3_event(keys[0]))  # the redelivery
     assert SceneModel.get(scene_id).scene_id == scene_id
     assert [len(list(MetaModel.query(p))) for p in projects] == [1, 1]
@@ -481,25 +428,6 @@ def test_a_newer_version_that_no_longer_meets_a_project_removes_its_meta(
     for project in (west, east):
         assert scenes(project, "2021-06-29") == []
         assert scenes(project, "2021-06-30") == [item["id"]]
-
-
-def _item(fixtures_dir: Path, scene_id: str, tile: str, day: str, geometry: Any = None) -> dict[str, Any]:
-    """A real v1 item made into another scene of another tile and date."""
-    item = json.loads((fixtures_dir / "stac-items/v1/S2A_33TWN_20210629_0_L2A.json").read_text())
-    item["id"] = scene_id
-    zone, band, square = int(tile[:2]), tile[2], tile[3:]
-    item["properties"].update(
-        {
-            "mgrs:utm_zone": zone,
-            "mgrs:latitude_band": band,
-            "mgrs:grid_square": square,
-            "grid:code": f"MGRS-{tile}",
-        }
-    )
-    item["properties"]["datetime"] = f"{day}T10:00:00Z"
-    if geometry is not None:
-        item["geometry"] = geometry
-    return item
 
 
 def test_a_footprint_across_the_antimeridian_matches_the_projects_on_both_sides_only(

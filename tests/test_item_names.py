@@ -11,7 +11,7 @@ from sputnik import ingest, stac
 from sputnik.errors import InvalidItem
 from sputnik.models import SceneModel
 from sputnik.settings import get_settings
-from tests.test_ingest import s3_event
+from tests.support.ingest import s3_event
 
 V0 = "stac-items/v0/S2A_31NBJ_20190524_0_L2A.json"
 V1 = "stac-items/v1/S2A_33TWN_20210629_0_L2A.json"

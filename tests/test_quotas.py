@@ -13,9 +13,9 @@ from sputnik import quotas
 from sputnik.models import CounterModel, ProcModel
 from sputnik.tasks import procs, runner
 from sputnik_tools.local.stack import LocalStack
-from tests import faults
 from tests.conftest import owner_of
-from tests.test_tasks_api import finished, new_project, tile_border
+from tests.support import faults
+from tests.support.tasks import finished, tile_border, tile_project
 
 
 def _count(key: str) -> int:
@@ -66,7 +66,7 @@ def test_ten_simultaneous_runs_against_a_limit_of_three_start_exactly_three(
     stack: LocalStack, api: httpx.Client, user: tuple[str, str], unstarted: list[int]
 ) -> None:
     assert quotas.limits().running_procs == 3  # the template's default
-    project_id = new_project(api, "34TDQ")
+    project_id = tile_project(api, "34TDQ")
     with ThreadPoolExecutor(10) as pool:
         answers = list(pool.map(lambda i: _run(api, project_id, f"run {i}"), range(10)))
     statuses = sorted(r.status_code for r in answers)
@@ -85,7 +85,7 @@ def test_ten_simultaneous_runs_against_a_limit_of_three_start_exactly_three(
 def test_a_proc_ended_twice_gives_its_slot_back_once(
     stack: LocalStack, api: httpx.Client, user: tuple[str, str], unstarted: list[int]
 ) -> None:
-    project_id = new_project(api, "34TDQ")
+    project_id = tile_project(api, "34TDQ")
     event_ids = [_run(api, project_id).json()["event_id"] for _ in range(3)]
     owner = owner_of(user[0])
     _assert_quota_answer(_run(api, project_id), "running procs")
@@ -107,7 +107,7 @@ def test_procs_that_end_well_or_fatally_give_their_slots_back(
 ) -> None:
     from sputnik.tasks import plan_months
 
-    project_id = new_project(api, "34TDQ")
+    project_id = tile_project(api, "34TDQ")
     owner = owner_of(user[0])
     done = finished(api, project_id, _run(api, project_id).json()["event_id"])
     assert done["result"] == "SUCCESS"
@@ -127,7 +127,7 @@ def test_a_run_that_cannot_start_gives_its_slot_back(
 ) -> None:
     from botocore.exceptions import ClientError
 
-    project_id = new_project(api, "34TDQ")
+    project_id = tile_project(api, "34TDQ")
 
     def unavailable(proc: ProcModel) -> str:
         raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "busy"}}, "StartExecution")
@@ -165,7 +165,7 @@ def test_a_run_that_collides_with_another_is_tried_again_and_counted_once(
     unstarted: list[int],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    project_id = new_project(api, "34TDQ")
+    project_id = tile_project(api, "34TDQ")
     conflict = faults.Fault(faults.dynamodb("TransactWriteItems"), TRANSACTION_CONFLICT, times=2)
     faults.inject(monkeypatch, conflict)
     assert _run(api, project_id).status_code == 200
@@ -182,7 +182,7 @@ def test_runs_per_day_answer_429_until_the_next_utc_day(
     set_limits: Callable[..., None],
 ) -> None:
     set_limits(running_procs=10, runs_per_day=2)
-    project_id = new_project(api, "34TDQ")
+    project_id = tile_project(api, "34TDQ")
     assert [_run(api, project_id).status_code for _ in range(2)] == [200, 200]
     refused = _run(api, project_id)
     _assert_quota_answer(refused, "at most 2 runs per user per day (UTC)")
@@ -196,8 +196,8 @@ def test_projects_over_the_limit_answer_429_and_write_nothing(
     stack: LocalStack, api: httpx.Client, user: tuple[str, str], set_limits: Callable[..., None]
 ) -> None:
     set_limits(projects=2)
-    new_project(api, "34TDQ")
-    new_project(api, "34TDQ")
+    tile_project(api, "34TDQ")
+    tile_project(api, "34TDQ")
     before = _count("project_id")
     refused = api.post("/project/new", json={"name": "third", "border": json.dumps(tile_border("34TDQ"))})
     _assert_quota_answer(refused, "at most 2 projects per user")

@@ -20,7 +20,7 @@ from sputnik.tasks.registry import TASKS
 from sputnik_tools.local.stack import LocalStack
 from sputnik_tools.template import Template
 from tests.conftest import FIXTURES, TEMPLATE
-from tests.test_tasks_api import finished, new_project, run
+from tests.support.tasks import finished, run, tile_project
 
 SAMPLE: dict[str, Any] = json.loads((FIXTURES / "eventbridge" / "states-execution-aborted.json").read_text())
 HOLD = 600  # seconds a held execution waits before its first stage: far beyond any test's life
@@ -81,7 +81,7 @@ def held_proc(
     stack: LocalStack, api: httpx.Client, task: str, timeout: int | None = None
 ) -> tuple[int, int, str]:
     """A new project's proc whose execution is held before its first stage: (project, event, execution)."""
-    project_id = new_project(api, "34TDQ")
+    project_id = tile_project(api, "34TDQ")
     with held(stack, task, timeout):
         event_id = run(api, task, project_id)
     return project_id, event_id, execution_arn(task, event_id)
@@ -179,7 +179,7 @@ def test_a_timed_out_execution_ends_its_proc_fatal(
 def test_an_execution_failing_past_every_catch_ends_its_proc_fatal(
     stack: LocalStack, api: httpx.Client, reconciler: Reconciler
 ) -> None:
-    project_id = new_project(api, "34TDQ")
+    project_id = tile_project(api, "34TDQ")
     # A path the input does not have: States.Runtime, which no Catch sees.
     broken = {"Type": "Pass", "InputPath": "$.no.such.path"}
     with held(stack, "s2_load_meta", first=broken):
@@ -230,7 +230,7 @@ def test_the_local_stack_sends_the_documented_event_through_the_templates_rule(
 def test_a_proc_already_done_is_left_untouched(
     stack: LocalStack, api: httpx.Client, reconciler: Reconciler
 ) -> None:
-    project_id = new_project(api, "34TDQ")
+    project_id = tile_project(api, "34TDQ")
     event_id = run(api, "s2_load_meta", project_id)
     done = finished(api, project_id, event_id)
     assert done["result"] == "SUCCESS"

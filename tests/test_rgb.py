@@ -13,7 +13,7 @@ from rio_tiler.errors import TileOutsideBounds
 from sputnik.tiles.pool import POOL
 from sputnik.tiles.rgb import render_tile
 from tests.conftest import DynamoCalls
-from tests.tiles_support import (
+from tests.support.tiles import (
     ALICE_EMPTY_PROJECT,
     ALICE_PROJECT,
     BOB,

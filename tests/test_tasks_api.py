@@ -1,76 +1,26 @@
 """/task/list, /task/run and /proc/list through the local HTTP front, with the tasks run by Step Functions."""
 
 import json
-import time
 from typing import Any
 
 import httpx
 import pytest
-from pyproj import Transformer
-from shapely.geometry import box, mapping
+from shapely.geometry import box
 
-from sputnik import mgrs, stac
+from sputnik import stac
 from sputnik.settings import get_settings
 from sputnik.tasks.registry import TASKS
 from sputnik_tools import archive
-from sputnik_tools.local.demo import archive_without_events
 from sputnik_tools.local.stack import LocalStack
 from tests.conftest import new_user, owner_of
-
-DATES = ["2021-06-05", "2021-06-20", "2021-07-10"]
-
-
-def tile_border(tile: str, half: float = 0.03) -> dict[str, Any]:
-    """A small lon/lat square at the middle of a tile: it touches that tile only."""
-    epsg, (x0, y0, x1, y1) = mgrs.tile_utm_bounds(tile)
-    lon, lat = Transformer.from_crs(epsg, 4326, always_xy=True).transform((x0 + x1) / 2, (y0 + y1) / 2)
-    return dict(mapping(box(lon - half, lat - half, lon + half, lat + half)))
-
-
-def unannounced_scenes(stack: LocalStack, tile: str, dates: list[str]) -> dict[str, stac.Scene]:
-    """Generated scenes written to the archive without events; by scene id."""
-    bucket = get_settings().archive_bucket
-    with archive_without_events(stack) as s3:
-        keys = [archive.write_scene(s3, bucket, tile, day, size=256) for day in dates]
-    return {
-        scene.scene_id: scene
-        for scene in (stac.parse_item(s3.get_object(Bucket=bucket, Key=k)["Body"].read()) for k in keys)
-    }
-
-
-def new_project(
-    api: httpx.Client, tile: str, start: str | None = "2021-06-01", end: str | None = "2021-07-31"
-) -> int:
-    """A project over the middle of a tile; its id."""
-    body = {"name": f"tasks {tile}", "border": json.dumps(tile_border(tile))}
-    if start:
-        body["start_date"] = start
-    if end:
-        body["end_date"] = end
-    answer = api.post("/project/new", json=body)
-    assert answer.status_code == 200, answer.text
-    return int(answer.json()["project_id"])
-
-
-def run(api: httpx.Client, task: str, project_id: int, params: Any = None) -> int:
-    """Start a task; its event id."""
-    body: dict[str, Any] = {"task": task, "title": f"{task} test", "project_id": project_id}
-    if params is not None:
-        body["params"] = params
-    answer = api.post("/task/run", json=body)
-    assert answer.status_code == 200, answer.text
-    return int(answer.json()["event_id"])
-
-
-def finished(api: httpx.Client, project_id: int, event_id: int) -> dict[str, Any]:
-    """The proc of an event once it is DONE (a bound on polling, not a timed assertion)."""
-    for _ in range(600):
-        procs = api.get("/proc/list", params={"project_id": project_id}).json()["procs"]
-        proc = next(p for p in procs if p["event_id"] == event_id)
-        if proc["status"] == "DONE":
-            return dict(proc)
-        time.sleep(0.1)
-    raise AssertionError(f"proc {event_id} did not finish: {proc}")
+from tests.support.tasks import (
+    DATES,
+    finished,
+    run,
+    tile_border_bounds,
+    tile_project,
+    unannounced_scenes,
+)
 
 
 def executions(stack: LocalStack, task: str) -> list[dict[str, Any]]:
@@ -122,7 +72,7 @@ def test_task_routes_need_credentials(anon: httpx.Client) -> None:
 def test_bad_run_is_422_and_creates_nothing(
     stack: LocalStack, api: httpx.Client, body: dict[str, Any], says: str
 ) -> None:
-    project_id = new_project(api, "34TDQ")
+    project_id = tile_project(api, "34TDQ")
     before = {task: len(executions(stack, task)) for task in TASKS}
     answer = api.post("/task/run", json={**body, "project_id": project_id})
     assert answer.status_code == 422
@@ -146,7 +96,7 @@ def test_malformed_run_body_is_422(api: httpx.Client) -> None:
 def test_another_users_or_an_unknown_project_is_404_and_creates_nothing(
     stack: LocalStack, api: httpx.Client, front: Any
 ) -> None:
-    project_id = new_project(api, "34TDQ")
+    project_id = tile_project(api, "34TDQ")
     before = {task: len(executions(stack, task)) for task in TASKS}
     with httpx.Client(base_url=front.url, auth=new_user("other"), timeout=60) as other:
         theirs = other.post(
@@ -179,7 +129,7 @@ def test_proc_list_is_the_last_30_newest_first_in_one_query(
     from sputnik.tasks import procs
 
     monkeypatch.setattr(quotas, "limits", lambda: quotas.Limits(100, 100, 100))  # 32 procs wait at once
-    project_id = new_project(api, "34TDQ")
+    project_id = tile_project(api, "34TDQ")
     made = [
         procs.create_proc(owner_of(user[0]), user[0], project_id, TASKS["s2_load_meta"], f"run {i}", {})
         for i in range(32)
@@ -203,7 +153,7 @@ def test_proc_list_is_the_last_30_newest_first_in_one_query(
 
 def test_s2_load_meta_brings_in_what_no_event_announced(stack: LocalStack, api: httpx.Client) -> None:
     tile = "35TLK"
-    project_id = new_project(api, tile)
+    project_id = tile_project(api, tile)
     scenes = unannounced_scenes(stack, tile, ["2021-05-30", *DATES, "2021-08-02"])
     assert api.get("/meta/dates", params={"project_id": project_id}).json() == {"dates": []}
 
@@ -232,20 +182,13 @@ def test_s2_load_meta_brings_in_what_no_event_announced(stack: LocalStack, api: 
     assert api.get("/meta/dates", params={"project_id": project_id}).json()["dates"] == dates
 
 
-def tile_border_bounds(tile: str) -> tuple[float, float, float, float]:
-    """Bounds of tile_border(tile)."""
-    ring = tile_border(tile)["coordinates"][0]
-    lons, lats = [p[0] for p in ring], [p[1] for p in ring]
-    return min(lons), min(lats), max(lons), max(lats)
-
-
 def test_a_failing_stage_ends_the_proc_fatal_with_one_line(
     stack: LocalStack, api: httpx.Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from sputnik.tasks import plan_months
     from sputnik.tasks.failures import StageError
 
-    project_id = new_project(api, "34TDQ")
+    project_id = tile_project(api, "34TDQ")
 
     def broken(*args: Any) -> list[str]:
         raise StageError(
@@ -279,7 +222,7 @@ def test_a_transient_lambda_error_is_absorbed_by_retry(
     from moto.awslambda.models import LambdaFunction
     from moto.core.exceptions import JsonRESTError
 
-    project_id = new_project(api, "34TDQ")
+    project_id = tile_project(api, "34TDQ")
     dispatch = LambdaFunction.invoke
     calls: list[str] = []
 
@@ -302,7 +245,7 @@ def test_a_duplicate_start_runs_one_execution(
 ) -> None:
     from sputnik.tasks import procs, runner
 
-    project_id = new_project(api, "34TDQ")
+    project_id = tile_project(api, "34TDQ")
     proc = procs.create_proc(owner_of(user[0]), user[0], project_id, TASKS["s2_load_meta"], "twice", {})
     first = runner.start_execution(proc)
     second = runner.start_execution(proc)
@@ -322,7 +265,7 @@ def test_s2_load_meta_lists_the_public_archive_when_asked(stack: LocalStack, api
     if external not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
         s3.create_bucket(Bucket=external)  # moto's stand-in for the public archive: no notifications
     keys = [archive.write_scene(s3, external, tile, day, size=256) for day in DATES]
-    project_id = new_project(api, tile)
+    project_id = tile_project(api, tile)
 
     own = finished(api, project_id, run(api, "s2_load_meta", project_id))
     assert own["result"] == "SUCCESS"

@@ -101,16 +101,47 @@ def test_the_template_wires_each_tasks_machine(name: str) -> None:
     # Each stage function of the machine may touch only what it needs: no function gets a wildcard.
     for logical in props["DefinitionSubstitutions"]:
         if logical.endswith("Function"):
-            policies = json.dumps(template.resources[logical]["Properties"].get("Policies", []))
-            assert '"Resource": "*"' not in policies, logical
+            policies = template.resources[logical]["Properties"].get("Policies", [])
+            assert not wildcard_statements(policies), logical
+
+
+def wildcard_statements(policies: Any) -> list[dict[str, Any]]:
+    """The IAM statements of a function's policies whose Resource is, or lists, the wildcard `*`."""
+    statements = []
+    for policy in policies if isinstance(policies, list) else [policies]:
+        if isinstance(policy, dict) and "Statement" in policy:
+            found = policy["Statement"]
+            statements += found if isinstance(found, list) else [found]
+    return [
+        st
+        for st in statements
+        if "*" in (st.get("Resource") if isinstance(st.get("Resource"), list) else [st.get("Resource")])
+    ]
+
+
+def test_the_wildcard_check_reads_statements_as_iam_does() -> None:
+    wild = {"Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": ["arn:x", "*"]}]}
+    spaced = {"Statement": {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}}
+    narrow = {"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "arn:aws:s3:::b/*"}]}
+    assert len(wildcard_statements([wild, spaced, narrow, "AWSLambdaBasicExecutionRole"])) == 2
+
+
+def execution_order(definition: dict[str, Any]) -> list[str]:
+    """The top-level states as an execution without failures runs them: from StartAt along each Next."""
+    order, name = [], definition["StartAt"]
+    while name is not None:
+        assert name not in order, f"the states loop at {name}"
+        order.append(name)
+        state = definition["States"][name]
+        name = state.get("Next")
+        assert name is not None or state.get("End") or state["Type"] in ("Succeed", "Fail"), order
+    return order
 
 
 def test_the_scripts_of_each_task_are_its_stages_in_order() -> None:
     for name, task in TASKS.items():
         definition = load(REPO / "infra" / "statemachines" / f"{name}.asl.json")
-        top = [s for s in definition["States"] if s not in ("RecordFailure", "Failed")]
-        assert len(top) == len(task.scripts), name
-        assert top[-1] == "Summarise" and task.scripts[-1] == "summarise"
+        assert execution_order(definition) == [_camel(script) for script in task.scripts], name
 
 
 def _camel(script: str) -> str:

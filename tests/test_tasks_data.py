@@ -12,15 +12,15 @@ from rio_tiler.constants import WEB_MERCATOR_TMS
 from sputnik import stac
 from sputnik.settings import get_settings
 from sputnik_tools.local.stack import LocalStack
-from tests.test_tasks_api import (
+from tests.support.tasks import (
     DATES,
     finished,
-    new_project,
     run,
     tile_border_bounds,
+    tile_project,
     unannounced_scenes,
 )
-from tests.tiles_support import decode_png
+from tests.support.tiles import decode_png
 
 TILE = "34TDQ"  # the border at its middle lies inside every generated scene of these dates
 
@@ -37,7 +37,7 @@ def loaded_project(
     stack: LocalStack, api: httpx.Client, tile: str = TILE
 ) -> tuple[int, dict[str, stac.Scene]]:
     """A project whose scenes were found by s2_load_meta."""
-    project_id = new_project(api, tile)
+    project_id = tile_project(api, tile)
     scenes = unannounced_scenes(stack, tile, DATES)
     assert finished(api, project_id, run(api, "s2_load_meta", project_id))["result"] == "SUCCESS"
     return project_id, scenes
@@ -114,7 +114,7 @@ def test_one_corrupt_tci_fails_that_scene_only(stack: LocalStack, api: httpx.Cli
 
 def test_a_scene_of_another_project_is_not_made(stack: LocalStack, api: httpx.Client) -> None:
     _, scenes = loaded_project(stack, api)
-    elsewhere = new_project(api, TILE, start="2020-01-01", end="2020-01-31")
+    elsewhere = tile_project(api, TILE, start="2020-01-01", end="2020-01-31")
     proc: dict[str, Any] = finished(
         api, elsewhere, run(api, "s2_load_data", elsewhere, {"scene_ids": sorted(scenes)[:1]})
     )

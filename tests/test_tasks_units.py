@@ -113,7 +113,8 @@ def test_map_results_patch_fails_loudly_when_moto_changes(monkeypatch: pytest.Mo
 
 
 def test_map_results_are_written_as_aws_writes_them(stack: LocalStack, api: httpx.Client) -> None:
-    from tests.test_tasks_api import finished, new_project, run
+    from tests.support.tasks import finished, run
+    from tests.support.tasks import tile_project as new_project
 
     project_id = new_project(api, "34TDQ")
     proc = finished(

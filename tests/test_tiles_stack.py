@@ -17,7 +17,8 @@ from sputnik.tiles.gdal import configure_gdal
 from sputnik_tools.archive import upload_fixture_scene
 from sputnik_tools.local.demo import load_rgb_product
 from tests.conftest import new_user, owner_of
-from tests.tiles_support import assert_same_pixels, decode_png, expected_tile
+from tests.support.projects import SCENE_BORDER
+from tests.support.tiles import assert_same_pixels, decode_png, expected_tile
 
 SCENE = "sentinel-cogs/sentinel-s2-l2a-cogs/29/R/KH/2020/2/S2A_29RKH_20200219_0_L2A"
 SCENE_ID = "S2A_29RKH_20200219_0_L2A"
@@ -33,9 +34,7 @@ def real_scene(stack: Any, fixtures_dir: Path) -> dict[str, Any]:
     login, password = new_user("tiles")
     from sputnik import projects
 
-    border = json.dumps(
-        {"type": "Polygon", "coordinates": [[[-11.6, 24.6], [-11.2, 24.6], [-11.2, 25], [-11.6, 24.6]]]}
-    )
+    border = json.dumps(SCENE_BORDER)
     project = projects.create_project(
         owner_of(login), login, projects.validate("real", "2020-02-01", "2020-02-29", border)
     )

@@ -28,7 +28,8 @@ from playwright.sync_api import (
 from playwright.sync_api import Error as PlaywrightError
 
 from tests.conftest import FIXTURES, REPO, new_user
-from tests.tiles_support import decode_png
+from tests.support.projects import SCENE_BORDER
+from tests.support.tiles import decode_png
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [
@@ -44,10 +45,7 @@ ARTIFACTS = REPO / "build" / "test-artifacts"
 REAL_SCENE = "S2A_29RKH_20200219_0_L2A"
 REAL_ITEM = FIXTURES / "sentinel-cogs/sentinel-s2-l2a-cogs/29/R/KH/2020/2" / REAL_SCENE / f"{REAL_SCENE}.json"
 # A border inside the real scene's footprint (the demo project "Saharan coast").
-SAHARA = {
-    "type": "Polygon",
-    "coordinates": [[[-11.6, 24.6], [-11.2, 24.6], [-11.2, 25.0], [-11.6, 25.0], [-11.6, 24.6]]],
-}
+SAHARA = SCENE_BORDER
 # How long a person would wait for a task run or tiles before calling it broken (not a speed check).
 PATIENCE_MS = 180_000
 

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from sputnik import auth
@@ -35,6 +36,30 @@ STATUS: dict[type[SputnikError], int] = {
     Forbidden: 403,
     QuotaExceeded: 429,
     Unavailable: 503,
+}
+
+
+class ErrorMessage(BaseModel):
+    """An error other than a validation error: what went wrong, in one line."""
+
+    detail: str
+
+
+def error_doc(description: str) -> dict[str, Any]:
+    """An OpenAPI response of an error status: JSON, whatever the route's own media type."""
+    # Inline, not as a `model`: FastAPI would document a model under the route's media type
+    # (image/png, application/geo+json), while errors are always JSON.
+    schema = ErrorMessage.model_json_schema()
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+# What any route of an authenticated app may answer besides its own 2xx and FastAPI's 422, as its
+# OpenAPI document says: clients (and the contract fuzzing) hold the API to it.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: error_doc("The request body is not well-formed"),
+    401: error_doc("Credentials missing or wrong"),
+    404: error_doc("Not found: an unknown id, or another user's"),
+    503: error_doc("AWS is busy: try again shortly (see Retry-After)"),
 }
 UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Basic realm="sputnik", charset="UTF-8"'}
 
@@ -125,7 +150,8 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 def create_app(title: str, *, authenticated: bool = True, **options: Any) -> FastAPI:
     """Build a FastAPI app with sputnik's auth, error handling and security headers on every route."""
     deps = [Depends(caller)] if authenticated else []
-    app = FastAPI(title=title, version="0.1.0", dependencies=deps, **options)
+    responses = ERROR_RESPONSES if authenticated else {}
+    app = FastAPI(title=title, version="0.1.0", dependencies=deps, responses=dict(responses), **options)
     app.add_exception_handler(SputnikError, _sputnik_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected_error)
@@ -135,7 +161,12 @@ def create_app(title: str, *, authenticated: bool = True, **options: Any) -> Fas
 
 def prefixed_router(app: FastAPI, prefix: str, tags: list[str]) -> APIRouter:
     """A router for routes under a prefix that carries the app's own dependencies (auth) to each route."""
-    return APIRouter(prefix=prefix, tags=list(tags), dependencies=list(app.router.dependencies))
+    return APIRouter(
+        prefix=prefix,
+        tags=list(tags),
+        dependencies=list(app.router.dependencies),
+        responses=dict(app.router.responses),
+    )
 
 
 def add_routes(app: FastAPI, router: APIRouter) -> None:

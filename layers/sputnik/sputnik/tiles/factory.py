@@ -1,16 +1,20 @@
 """The /cog factory: titiler's TilerFactory behind the URL policy, with the contract's paths and checks."""
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
+import attr
+import numpy
 import rasterio
 from attrs import define, field
 from fastapi import Depends, Path, Query
 from pydantic import BaseModel, Field
+from rasterio.dtypes import dtype_ranges
 from rio_tiler.constants import WGS84_CRS
 from rio_tiler.io import BaseReader
-from rio_tiler.utils import CRS_to_uri
+from rio_tiler.models import ImageData
+from rio_tiler.utils import CRS_to_uri, linear_rescale
 from starlette.requests import Request
 from starlette.responses import Response
 from titiler.core.algorithm import BaseAlgorithm
@@ -19,8 +23,10 @@ from titiler.core.factory import TilerFactory, img_endpoint_params
 from titiler.core.models.mapbox import TileJSON
 from titiler.core.resources.enums import ImageType
 from titiler.core.resources.responses import XMLResponse
+from titiler.core.utils import render_image
 
 from sputnik.tiles.caching import tile_response
+from sputnik.tiles.errors import QUERY, InvalidParameter
 from sputnik.tiles.gdal import gdal_env
 from sputnik.tiles.params import (
     DEFAULT_TMS,
@@ -45,6 +51,64 @@ from sputnik.tiles.reader import TileReader
 from sputnik.tiles.urls import policy_dependency
 from sputnik.tiles.wmts import wmts_capabilities
 
+# Lambda answers at most 6 MB, and an image travels base64-encoded (a third larger): 4 MiB of image.
+MAX_IMAGE_BYTES = 4 * 2**20
+# The sample types each format holds (titiler's table; with the format left to titiler, bytes only).
+FORMAT_DTYPES: dict[ImageType | None, tuple[str, ...]] = {
+    None: ("uint8",),
+    ImageType.png: ("uint8", "uint16"),
+    ImageType.jpeg: ("uint8",),
+    ImageType.jpg: ("uint8",),
+    ImageType.webp: ("uint8",),
+    ImageType.jp2: ("uint8", "int16", "uint16"),
+}
+
+
+def as_bytes(image: ImageData) -> ImageData:
+    """An image's bands rescaled onto 0-255 from its statistics (else its type's range), masked pixels 0.
+
+    titiler does this itself but indexes the image's one mask per band (as rows of it): wrong
+    pixels, and an IndexError (a 500) for an image with fewer rows than bands, such as 1x1.
+    """
+    count = image.count
+    ranges = list(image.dataset_statistics or [dtype_ranges[str(image.array.dtype)]] * count)
+    if len(ranges) != count:
+        ranges = [ranges[0]] * count
+    valid = ~numpy.ma.getmaskarray(image.array)
+    bands = [
+        numpy.where(valid[b], linear_rescale(image.array.data[b], in_range=ranges[b], out_range=(0, 255)), 0)
+        for b in range(count)
+    ]
+    data = numpy.ma.MaskedArray(numpy.stack(bands).astype("uint8"), mask=~valid)
+    return attr.evolve(image, array=data, dataset_statistics=None)
+
+
+def render_bounded(
+    image: ImageData,
+    colormap: Any = None,
+    output_format: ImageType | None = None,
+    rescale: Any = None,
+    color_formula: str | None = None,
+    **kwargs: Any,
+) -> tuple[bytes, str]:
+    """Render an image as titiler does, rescaling it for its format ourselves, refusing one too large."""
+    if rescale:
+        image.rescale(rescale)
+    if color_formula:
+        image.apply_color_formula(color_formula)
+    wanted = FORMAT_DTYPES.get(output_format, ())
+    if wanted and not colormap and str(image.array.dtype) not in wanted:
+        image = as_bytes(image)
+    content, media_type = render_image(image, colormap=colormap, output_format=output_format, **kwargs)
+    if len(content) > MAX_IMAGE_BYTES:
+        raise InvalidParameter(
+            QUERY,
+            "format",
+            f"the image takes {len(content):,} bytes, over the {MAX_IMAGE_BYTES:,} an answer may hold: "
+            "ask for fewer pixels or bands, or a compressed format (png, jpeg, webp)",
+        )
+    return content, media_type
+
 
 class Bounds(BaseModel):
     """Dataset Bounding box."""
@@ -52,6 +116,28 @@ class Bounds(BaseModel):
     # A list of exactly four, not a tuple: a tuple is a `prefixItems` schema, which OpenAPI tools
     # (schemathesis among them) cannot yet validate answers against.
     bounds: Annotated[list[float], Field(min_length=4, max_length=4)]
+
+
+# A [name, value] pair: rio-tiler's tuples, as lists of two (see Bounds).
+Pair = Annotated[list[Any], Field(min_length=2, max_length=2)]
+
+
+class DatasetInfo(BaseModel):
+    """Dataset Info."""
+
+    # rio-tiler's Info, its tuples as lists of fixed length (see Bounds).
+    bounds: Annotated[list[float], Field(min_length=4, max_length=4)]
+    crs: str
+    band_metadata: list[Pair]
+    band_descriptions: list[Pair]
+    dtype: str
+    nodata_type: Literal["Alpha", "Mask", "Internal", "Nodata", "None"]
+    colorinterp: list[str] | None = None
+    scales: list[float] | None = None
+    offsets: list[float] | None = None
+    colormap: dict[int, Annotated[list[int], Field(min_length=4, max_length=4)]] | None = None
+
+    model_config = {"extra": "allow"}
 
 
 @define(kw_only=True)
@@ -76,6 +162,7 @@ class CogFactory(TilerFactory):
     process_dependency: Callable[..., BaseAlgorithm | None] = field(factory=algorithm_dependency)
     colormap_dependency: Callable[..., Any] = colormap_dependency
     add_viewer: bool = False
+    render_func: Callable[..., tuple[bytes, str]] = render_bounded
 
     def __attrs_post_init__(self) -> None:
         """Put every `url` through the URL policy for the caller, check coordinates, then register routes."""
@@ -95,6 +182,29 @@ class CogFactory(TilerFactory):
         if "tileMatrixSetId" in path_params and name in {"tile", "tilejson", "wmts"}:
             path_params["TileMatrixSetId"] = path_params.pop("tileMatrixSetId")
         return super().url_for(request, name, **path_params)
+
+    def info(self) -> None:
+        """Register titiler's /info and /info.geojson, /info answering a model whose schema tools can read."""
+        super().info()
+        titilers = [r for r in self.router.routes if getattr(r, "name", None) == "info"]
+        for route in titilers:
+            self.router.routes.remove(route)
+
+        @self.router.get(
+            "/info",
+            response_model=DatasetInfo,
+            response_model_exclude_none=True,
+            responses={200: {"description": "Return dataset's basic info."}},
+            operation_id=f"{self.operation_prefix}getInfo",
+        )
+        def info(
+            src_path: str = Depends(self.path_dependency),
+            reader_params: Any = Depends(self.reader_dependency),
+            env: dict[str, Any] = Depends(self.environment_dependency),
+        ) -> Any:
+            """Return dataset's basic info."""
+            with rasterio.Env(**env), self.reader(src_path, **reader_params.as_dict()) as src:
+                return src.info().model_dump()  # with rio-tiler's extra members (width, count, ...)
 
     def bounds(self) -> None:
         """Register /bounds."""

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
-from fastapi import Query
+from fastapi import HTTPException, Query
 from morecantile import TileMatrixSet
 from morecantile import tms as morecantile_tms
 from pydantic import Field, ValidationError
@@ -225,7 +225,7 @@ def colormap_dependency(*args: Any, **kwargs: Any) -> Any:
     """Titiler's colormap parameters, answering 422 for a `colormap` it cannot parse."""
     try:
         return ColorMapParams(*args, **kwargs)
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+    except (ValueError, TypeError, KeyError, AttributeError, HTTPException) as exc:
         raise InvalidParameter(
             QUERY, "colormap", "colormap must map band values to colors, or list [[min, max], color] pairs"
         ) from exc

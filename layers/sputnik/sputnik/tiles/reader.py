@@ -249,6 +249,13 @@ class TileReader(Reader):
             raise InvalidParameter(
                 BODY, "geometry", "the area must lie within longitudes ±180 and latitudes ±90"
             )
+        if not (bbox[0] < bbox[2] and bbox[1] < bbox[3]):
+            # A Point, or a line along a meridian or parallel, covers no pixel: nothing to read.
+            raise InvalidParameter(
+                BODY,
+                "geometry",
+                "the area is empty: crop with a Polygon, or read a point at /point/{lon},{lat}",
+            )
         crs = dst_crs or bounds_crs
         if bounds_crs != crs:
             bbox = self._transformed(bbox, bounds_crs, crs)
@@ -331,10 +338,15 @@ class TileReader(Reader):
         """Run a rio-tiler read: a failing storage is 503, a file GDAL cannot decode a short 422."""
         with watching_storage(self.input) as storage_failed:
             try:
-                return read(*args, **kwargs)
+                result = read(*args, **kwargs)
             except (RasterioError, CPLE_BaseError) as exc:
                 if storage_failed():
                     raise Unavailable(BUSY) from exc
                 if "HTTP" in str(exc) or "curl" in str(exc).lower():
                     raise  # a storage error that is not a retryable one stays a 5xx, logged whole
                 raise DatasetUnreadable("it is damaged or truncated") from exc
+        if isinstance(result, ImageData) and result.array.dtype == numpy.bool_:
+            # A comparison (`b1>100`) gives true/false, which no image format holds and rio-tiler's
+            # mask cannot range: serve it as 0/1 bytes, as statistics and points already count it.
+            result.array = numpy.ma.MaskedArray(result.array, dtype=numpy.uint8)
+        return result

@@ -59,18 +59,23 @@ LAMBDA_THROTTLED = (
 
 @dataclass
 class Fault:
-    """Fail the first `times` calls that `matches` (every one with times=None)."""
+    """Fail the first `times` calls that `matches` (every one with times=None), until stopped."""
 
     matches: Any
     answer: tuple[int, dict[str, str], bytes]
     times: int | None = None
     seen: int = 0
     failed: int = 0
+    stopped: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def stop(self) -> None:
+        """Let every request through from now on (AWS has recovered); the test's other patches stay."""
+        self.stopped = True
 
     def take(self, request: Any) -> bool:
         """Whether this request fails now."""
-        if not self.matches(request):
+        if self.stopped or not self.matches(request):
             return False
         with self.lock:
             self.seen += 1

@@ -41,7 +41,7 @@ from sputnik.tiles.pool import POOL
 from sputnik_tools.local.recording import Fault, RecordedRequest
 from sputnik_tools.local.recording import RecordingMotoServer as LocalRecordingMotoServer
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ARCHIVE = "sputnik-test-archive"
 PRODUCTS = "sputnik-test-products"
 OTHER_BUCKET = "sputnik-test-elsewhere"

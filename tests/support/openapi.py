@@ -13,6 +13,7 @@ from sputnik_tools.local.runtime import LocalFunction
 from sputnik_tools.local.stack import LocalStack
 from sputnik_tools.template import Route, Template
 from tests.conftest import TEMPLATE, new_user
+from tests.support.projects import SCENE_BORDER
 
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 
@@ -118,7 +119,7 @@ class RealIds:
 
 # The real scene of tests/fixtures (contains modified Copernicus Sentinel data 2020).
 SCENE_DIR = Path("tests/fixtures/sentinel-cogs/sentinel-s2-l2a-cogs/29/R/KH/2020/2/S2A_29RKH_20200219_0_L2A")
-BORDER = {"type": "Polygon", "coordinates": [[[-11.6, 24.6], [-11.2, 24.6], [-11.2, 25], [-11.6, 24.6]]]}
+BORDER = SCENE_BORDER
 
 
 def create_real_ids(stack: LocalStack, front_url: str, prefix: str) -> RealIds:

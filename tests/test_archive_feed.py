@@ -77,6 +77,13 @@ def real_message() -> str:
     return V0_ITEM.read_text()
 
 
+# Processings of one product told apart by their processing times: ingest refuses a name not ESA's.
+ESA = {
+    word: f"S2A_MSIL2A_20190524T101031_N0212_R022_T31NBJ_20190524T13030{i}"
+    for i, word in enumerate(("OLDER", "FIRST", "SECOND", "NEWER", "THIRD"))
+}
+
+
 def variant(n: int, **properties: Any) -> dict[str, Any]:
     """The real item made into scene `..._{n}_L2A` (id, folder, links and hrefs), with some properties set."""
     item: dict[str, Any] = json.loads(real_message().replace(SCENE, scene_id(n)))
@@ -217,15 +224,15 @@ def test_an_update_older_than_what_is_stored_never_overwrites_it(topic: Topic) -
         item = variant(6, updated=updated, **{"sentinel:product_id": product})
         publish(topic, json.dumps(item))
 
-    deliver("2024-03-01T10:00:00.250Z", "FIRST")
-    assert SceneModel.get(scene_id(6)).filename == "FIRST"
+    deliver("2024-03-01T10:00:00.250Z", ESA["FIRST"])
+    assert SceneModel.get(scene_id(6)).filename == ESA["FIRST"]
     # Written an hour earlier, delivered later (e.g. a retry): ignored.
-    deliver("2024-03-01T09:00:00Z", "OLDER")
-    assert SceneModel.get(scene_id(6)).filename == "FIRST"
+    deliver("2024-03-01T09:00:00Z", ESA["OLDER"])
+    assert SceneModel.get(scene_id(6)).filename == ESA["FIRST"]
     # Another offset, the same instant plus a millisecond: newer, so it wins.
-    deliver("2024-03-01T11:00:00.251+01:00", "NEWER")
+    deliver("2024-03-01T11:00:00.251+01:00", ESA["NEWER"])
     record = SceneModel.get(scene_id(6))
-    assert (record.filename, record.sequencer) == ("NEWER", "u2024-03-01T10:00:00.251000Z")
+    assert (record.filename, record.sequencer) == (ESA["NEWER"], "u2024-03-01T10:00:00.251000Z")
 
 
 def test_without_item_times_the_time_sns_published_it_orders_deliveries(stack: Any) -> None:
@@ -237,17 +244,17 @@ def test_without_item_times_the_time_sns_published_it_orders_deliveries(stack: A
         item["properties"]["sentinel:product_id"] = product
         return ingest.handle(sns_event(json.dumps(item), timestamp))
 
-    assert deliver("2024-05-02T08:00:00.500Z", "SECOND")["ingested"] == 1
-    assert deliver("2024-05-02T08:00:00.499Z", "FIRST") == {
+    assert deliver("2024-05-02T08:00:00.500Z", ESA["SECOND"])["ingested"] == 1
+    assert deliver("2024-05-02T08:00:00.499Z", ESA["FIRST"]) == {
         "ingested": 0,
         "skipped": 0,
         "stale": 1,
         "matched": 0,
         "unrecognised": 0,
     }
-    assert SceneModel.get(scene_id(5)).filename == "SECOND"
-    assert deliver("2024-05-02T08:00:01.000Z", "THIRD")["ingested"] == 1
-    assert SceneModel.get(scene_id(5)).filename == "THIRD"
+    assert SceneModel.get(scene_id(5)).filename == ESA["SECOND"]
+    assert deliver("2024-05-02T08:00:01.000Z", ESA["THIRD"])["ingested"] == 1
+    assert SceneModel.get(scene_id(5)).filename == ESA["THIRD"]
 
 
 def test_the_sample_event_runs_through_ingest_function(stack: Any) -> None:

@@ -115,9 +115,10 @@ def test_real_items_of_both_schemas_ingest(
     put_item(stack, item)
     day = item["properties"]["datetime"][:10]
     metas = api.get("/meta/list", params={"project_id": project, "date": day}).json()["metas"]
-    assert [m["scene_id"] for m in metas] == [item["id"]]
+    # Other tests' scenes of the same place and date may meet this project too: this one, once.
+    assert [m["scene_id"] for m in metas].count(item["id"]) == 1
     expected = filename or item["properties"]["s2:product_uri"].removesuffix(".SAFE")
-    assert metas[0]["filename"] == expected
+    assert next(m for m in metas if m["scene_id"] == item["id"])["filename"] == expected
 
 
 def test_duplicate_and_concurrent_deliveries_leave_one_record(stack: Any, api: httpx.Client) -> None:

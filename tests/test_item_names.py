@@ -71,6 +71,6 @@ def test_ingest_skips_an_item_with_a_hostile_product_name_and_writes_nothing(
     stack.client("s3").put_object(
         Bucket=get_settings().archive_bucket, Key=key, Body=json.dumps(item).encode()
     )
-    assert ingest.handle_event(s3_event(key))["skipped"] == 1
+    assert ingest.handle(s3_event(key))["skipped"] == 1
     with pytest.raises(DoesNotExist):
         SceneModel.get(item["id"])

@@ -214,9 +214,10 @@ def test_a_project_whose_creation_fails_gives_its_count_back(
     api: httpx.Client, user: tuple[str, str], monkeypatch: pytest.MonkeyPatch, matches: Any
 ) -> None:
     answer = faults.LAMBDA_THROTTLED if matches is faults.lambda_invoke else faults.DYNAMODB_THROTTLED
-    faults.inject(monkeypatch, faults.Fault(matches, answer))
+    fault = faults.Fault(matches, answer)
+    faults.inject(monkeypatch, fault)
     refused = api.post("/project/new", json={"name": "failing", "border": json.dumps(tile_border("34TDQ"))})
     assert refused.status_code == 503
-    monkeypatch.undo()
+    fault.stop()
     assert api.get("/project/list").json() == {"projects": []}
     assert _count(quotas.projects_key(owner_of(user[0]))) == 0

@@ -122,3 +122,33 @@ def test_a_scene_of_another_project_is_not_made(stack: LocalStack, api: httpx.Cl
     assert api.get("/rgb/list", params={"project_id": elsewhere}).json() == {"product_ids": []}
     nothing = finished(api, elsewhere, run(api, "s2_load_data", elsewhere))
     assert (nothing["result"], nothing["summary"]["items"]) == ("SUCCESS", 0)
+
+
+def test_a_scene_whose_tci_href_leaves_the_archives_fails_that_scene_before_anything_opens_it(
+    stack: LocalStack, api: httpx.Client
+) -> None:
+    from sputnik.models import MetaModel, SceneModel
+
+    tile = "31UDQ"  # a tile of its own: scene records outlive a test within one process
+    project_id, _ = loaded_project(stack, api, tile)
+    met = sorted(str(meta.scene_id) for meta in MetaModel.query(project_id))
+    assert len(met) >= 2, met
+    hostile, good = met[0], [f"{sid}-rgb" for sid in met[1:]]
+    record = SceneModel.get(hostile)
+    assets = dict(record.assets.as_dict() if hasattr(record.assets, "as_dict") else record.assets)
+    named = [name for name in assets if name in ("visual", "TCI")]
+    assert named, assets
+    for href in (
+        "https://evil.example/sentinel-s2-l2a-cogs/TCI.tif",
+        "s3://another-bucket/sentinel-s2-l2a-cogs/31/U/DQ/TCI.tif",
+        "file:///etc/passwd",
+    ):
+        record.assets = {**assets, **dict.fromkeys(named, href)}
+        record.save()
+        proc = finished(api, project_id, run(api, "s2_load_data", project_id))
+        summary = proc["summary"]
+        assert (proc["result"], summary["succeeded"], summary["failed"]) == ("ERRORS", len(good), 1), href
+        assert summary["failures"] == [
+            f"{hostile}: scene {hostile}: its TCI is not an object of an archive bucket"
+        ]
+        assert api.get("/rgb/list", params={"project_id": project_id}).json()["product_ids"] == good

@@ -111,7 +111,7 @@ def test_the_runtimes_sdk_stand_in_is_the_oldest_pyproject_accepts_and_left_out_
 
 
 def test_the_suite_runs_on_one_of_the_two_sdks_the_functions_may_meet() -> None:
-    """The newest pins (`make pytest`) or the runtime's stand-in (`make pytest-runtime-sdk`)."""
+    """The runtime's stand-in (`make pytest`) or the newest pins (`make pytest-pinned-sdk`)."""
     import boto3
     import botocore
 

@@ -273,15 +273,20 @@ def test_the_data_tests_and_events_read_is_tracked_by_git() -> None:
         assert sorted(set(files) - tracked) == [], f"{folder} has files a clone would not get"
 
 
-def _imports(path: Path) -> set[str]:
-    """Top-level modules a source file imports, lazily imported ones included; not stdlib, not sputnik."""
+def _top_level_imports(path: Path) -> set[str]:
+    """Top-level modules a source file imports, lazily imported ones included."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             found |= {alias.name.split(".")[0] for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module.split(".")[0])
-    return found - set(sys.stdlib_module_names) - {"sputnik", "sputnik_tools"}
+    return found
+
+
+def _imports(path: Path) -> set[str]:
+    """Third-party modules a source file imports: not stdlib, not sputnik's own packages."""
+    return _top_level_imports(path) - set(sys.stdlib_module_names) - {"sputnik", "sputnik_tools"}
 
 
 def _declared(extras: list[str]) -> set[str]:
@@ -362,17 +367,6 @@ def test_the_local_extra_declares_what_the_tools_import_themselves() -> None:
     assert _declared(["local"]) <= _declared(["dev"])
 
 
-def _first_party_imports(path: Path) -> set[str]:
-    """Top-level first-party packages a source file imports, lazily imported ones included."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            found |= {alias.name.split(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module.split(".")[0])
-    return found & {"sputnik", "sputnik_tools", "tests", "bench", "infra"}
-
-
 def test_the_library_and_the_functions_never_import_the_tools() -> None:
     """What ships to Lambda (the library, the functions) imports nothing of the development tools."""
     shipped = sorted((LAYER / "sputnik").rglob("*.py")) + sorted((REPO / "functions").glob("*/app.py"))
@@ -380,6 +374,6 @@ def test_the_library_and_the_functions_never_import_the_tools() -> None:
     offenders = {
         f"{path.relative_to(REPO)} imports {name}"
         for path in shipped
-        for name in _first_party_imports(path) - {"sputnik"}
+        for name in _top_level_imports(path) & {"sputnik_tools", "tests", "bench", "infra"}
     }
     assert offenders == set(), "the shipped code imports development-only packages"

@@ -7,14 +7,12 @@ overwrites newer data.
 """
 
 import logging
-import random
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import shapely
-from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.exceptions import DoesNotExist
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
@@ -28,7 +26,7 @@ from sputnik.models import (
     ProjectTileModel,
     SceneModel,
     item_bytes,
-    transaction_connection,
+    transact,
 )
 from sputnik.settings import get_settings
 
@@ -177,28 +175,17 @@ def write_each(writes: list[Write]) -> None:
 
 
 def _transact(writes: list[Write]) -> set[int]:
-    """Run one transaction; the positions whose condition failed (nothing written), else none.
+    """Run one transaction; the positions whose condition failed (nothing written), else none."""
 
-    A transaction that met a concurrent one on the same record is tried again.
-    """
-    for attempt in range(CONFLICT_ATTEMPTS):
-        try:
-            with TransactWrite(connection=transaction_connection()) as tx:
-                for write in writes:
-                    if write.delete:
-                        tx.delete(write.model, condition=write.condition)
-                    else:
-                        tx.save(write.model, condition=write.condition)
-            return set()
-        except TransactWriteError as exc:
-            codes = [reason.code if reason is not None else None for reason in exc.cancellation_reasons]
-            failed = {i for i, code in enumerate(codes) if code == "ConditionalCheckFailed"}
-            if failed:
-                return failed
-            if "TransactionConflict" not in codes or attempt == CONFLICT_ATTEMPTS - 1:
-                raise
-            time.sleep(0.05 * (attempt + 1) * random.random())  # noqa: S311 - jitter, not secrecy
-    raise AssertionError("unreachable")
+    def write(tx: TransactWrite) -> None:
+        for w in writes:
+            if w.delete:
+                tx.delete(w.model, condition=w.condition)
+            else:
+                tx.save(w.model, condition=w.condition)
+
+    codes = transact(write, CONFLICT_ATTEMPTS)
+    return {i for i, code in enumerate(codes) if code == "ConditionalCheckFailed"}
 
 
 def scene_record(scene: stac.Scene, item_key: str, order: str, bucket: str) -> SceneModel:

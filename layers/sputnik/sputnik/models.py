@@ -3,7 +3,10 @@
 import functools
 import json
 import os
+import random
+import time
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 from pynamodb.attributes import (
@@ -17,8 +20,10 @@ from pynamodb.attributes import (
 )
 from pynamodb.connection import Connection
 from pynamodb.constants import BINARY
+from pynamodb.exceptions import TransactWriteError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
 
 from sputnik.settings import Settings, get_settings
 
@@ -267,6 +272,27 @@ def transaction_connection() -> Connection:
     """The connection transactions use in this environment, made once per region and endpoint."""
     meta = ProjectModel.Meta  # bind_tables sets region and host on every model alike
     return _connection(getattr(meta, "region", None), getattr(meta, "host", None))
+
+
+def transact(write: Callable[[TransactWrite], None], attempts: int) -> list[str | None]:
+    """Run one transaction; its items' reason codes when a condition refused it, [] when it passed.
+
+    A transaction cancelled only by concurrent ones on the same records (TransactionConflict, which
+    the SDK does not retry) is tried again after a random pause, up to `attempts` times in all.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            with TransactWrite(connection=transaction_connection()) as tx:
+                write(tx)
+            return []
+        except TransactWriteError as exc:
+            reasons = [(r.code if r else None) for r in (exc.cancellation_reasons or [])]
+            if "ConditionalCheckFailed" in reasons:
+                return reasons
+            if "TransactionConflict" not in reasons or attempt == attempts:
+                raise
+        time.sleep(random.uniform(0, 0.02 * 2**attempt))  # noqa: S311 - jitter, not a secret
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 # Making a botocore client loads and parses the service model: ~50 ms a time, as much as the

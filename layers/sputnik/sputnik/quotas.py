@@ -7,24 +7,21 @@ transaction that writes it until it ends: `release_running` gives the slot back 
 the end is reported.
 """
 
-import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.exceptions import UpdateError
 from pynamodb.transactions import TransactWrite
 
 from sputnik.errors import QuotaExceeded
-from sputnik.models import CounterModel, ProcModel, transaction_connection
+from sputnik.models import CounterModel, ProcModel, transact
 from sputnik.settings import get_settings
 
 RUNNING_RETRY = 60  # seconds a caller at the running limit waits before trying again
 PROJECTS_RETRY = 3600  # nothing frees a project slot by itself
 CONDITION_FAILED = "ConditionalCheckFailed"
-TRANSACTION_CONFLICT = "TransactionConflict"
 CONFLICT_RETRIES = 6
 
 
@@ -95,23 +92,10 @@ def _transact(write: Callable[[TransactWrite], None]) -> list[str | None]:
     """Run a transaction; the reason codes of its items when conditions refused it, [] when it passed.
 
     Parallel transactions on one counter cancel each other (TransactionConflict) on AWS, however few
-    pass their conditions: those are tried again after a random pause, so that ten simultaneous
-    runs still end as the limit says and not as the collisions fell.
+    pass their conditions: those are tried again, so that ten simultaneous runs still end as the
+    limit says and not as the collisions fell.
     """
-    attempt = 0
-    while True:
-        try:
-            with TransactWrite(connection=transaction_connection()) as tx:
-                write(tx)
-            return []
-        except TransactWriteError as exc:
-            reasons = [(r.code if r else None) for r in (exc.cancellation_reasons or [])]
-            if CONDITION_FAILED in reasons:
-                return reasons
-            if TRANSACTION_CONFLICT not in reasons or attempt == CONFLICT_RETRIES:
-                raise
-        attempt += 1
-        time.sleep(random.uniform(0, 0.02 * 2**attempt))  # noqa: S311 - jitter, not a secret
+    return transact(write, CONFLICT_RETRIES + 1)
 
 
 def save_proc_counted(proc: ProcModel, owner: str) -> None:

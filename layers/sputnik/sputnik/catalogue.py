@@ -202,6 +202,8 @@ def scene_record(scene: stac.Scene, item_key: str, order: str, bucket: str) -> S
         cloud_cover=scene.cloud_cover,
         epsg=scene.epsg,
         assets=dict(scene.assets),
+        scaling={band: list(pair) for band, pair in scene.scaling.items()} or None,
+        processing_baseline=scene.processing_baseline,
         item_key=item_key,
         archive_bucket=bucket,
         sequencer=order,
@@ -264,6 +266,8 @@ def scene_from_record(record: SceneModel) -> stac.Scene:
         cloud_cover=record.cloud_cover,
         epsg=int(record.epsg) if record.epsg is not None else None,
         assets=dict(record.assets.as_dict() if hasattr(record.assets, "as_dict") else record.assets),
+        scaling={band: (float(pair[0]), float(pair[1])) for band, pair in (record.scaling or {}).items()},
+        processing_baseline=record.processing_baseline,
     )
 
 

@@ -165,6 +165,9 @@ class SceneModel(Model):
     cloud_cover = NumberAttribute(null=True)
     epsg = NumberAttribute(null=True)
     assets = MapAttribute[str, Any](default=dict)
+    # Band -> [scale, offset] from the item's raster:bands, and the processing baseline (reflectance).
+    scaling = JSONAttribute(null=True)
+    processing_baseline = UnicodeAttribute(null=True)
     item_key = UnicodeAttribute()
     # The archive bucket the item was read from (the stack's own, or the public one it follows).
     archive_bucket = UnicodeAttribute(null=True)

@@ -86,6 +86,9 @@ class Scene:
     cloud_cover: float | None
     epsg: int | None
     assets: Mapping[str, str] = field(hash=False)
+    # Band name (v0: `B04`, `SCL`) -> (scale, offset) turning its digital numbers into reflectance.
+    scaling: Mapping[str, tuple[float, float]] = field(default=MappingProxyType({}), hash=False)
+    processing_baseline: str | None = None
 
     def asset_href(self, key: str) -> str:
         """Href of an asset by v0 or v1 name (`visual`/`TCI`, `B04`/`red`, `B08`/`nir`, ...)."""
@@ -144,6 +147,8 @@ def parse_item(data: bytes | str | Mapping[str, Any]) -> Scene:
         cloud_cover=_number(props.get("eo:cloud_cover")),
         epsg=_epsg(props),
         assets=MappingProxyType(_assets(item["assets"])),
+        scaling=MappingProxyType(_scaling(item["assets"])),
+        processing_baseline=_baseline(props),
     )
 
 
@@ -305,6 +310,34 @@ def _assets(assets: Mapping[str, Any]) -> dict[str, str]:
         if v1 in hrefs and v0 not in hrefs:
             hrefs[v0] = hrefs[v1]
     return hrefs
+
+
+def _scaling(assets: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
+    """Band name -> (scale, offset) from each asset's `raster:bands` (STAC raster extension), where given."""
+    found: dict[str, tuple[float, float]] = {}
+    for name, asset in assets.items():
+        if name.endswith("-jp2") or not isinstance(asset, Mapping):
+            continue
+        bands = asset.get("raster:bands")
+        if not isinstance(bands, list) or len(bands) != 1 or not isinstance(bands[0], Mapping):
+            continue
+        scale, offset = _number(bands[0].get("scale")), _number(bands[0].get("offset"))
+        if scale is not None and scale > 0:
+            found[V1_TO_V0.get(name, name)] = (scale, offset or 0.0)
+    return found
+
+
+_BASELINE_RE = re.compile(r"_N(\d{2})(\d{2})_")
+
+
+def _baseline(props: Mapping[str, Any]) -> str | None:
+    """The processing baseline ("04.00"): v1 `s2:processing_baseline`, else the ESA product name's `N0400`."""
+    value = props.get("s2:processing_baseline")
+    if isinstance(value, str) and re.fullmatch(r"\d{2}\.\d{2}", value):
+        return value
+    name = _filename(props)
+    match = _BASELINE_RE.search(name or "")
+    return f"{match[1]}.{match[2]}" if match else None
 
 
 def s3_object(url: str) -> tuple[str, str] | None:

@@ -38,15 +38,13 @@ from shapely.geometry import box, mapping, shape
 from shapely.geometry.base import BaseGeometry
 
 from sputnik import aws
+from sputnik.bands import grid_problem
 from sputnik.errors import SputnikError
 from sputnik.geo import from_wkt
 from sputnik.tiles.gdal import configure_gdal, gdal_env
 
 # A whole Sentinel-2 tile at 10 m: the largest window a real TCI can give.
 MAX_PIXELS = 10980 * 10980
-# A source whose blocks are larger (e.g. one 8192 px tile) would make GDAL decode that much for
-# every read: refused before any pixel is read. (GDAL reads a single-strip image row by row.)
-MAX_BLOCK_PIXELS = 4096 * 4096
 STRIP_ROWS = 1024  # rows copied at a time: 3 x 1024 x 10980 bytes (34 MB) for a full-width window
 BLOCK_SIZE = 512
 OVERVIEW_MIN_SIZE = 256  # the smallest overview is at most this wide: one web tile at low zoom
@@ -136,12 +134,9 @@ def _open(source: str) -> DatasetReader:
     try:
         if src.count != 3 or any(dtype != "uint8" for dtype in src.dtypes):
             raise ProductError(f"source is not an 8-bit RGB TCI ({src.count} bands of {src.dtypes[0]})")
-        if src.crs is None or not src.crs.is_projected:
-            raise ProductError("source has no projected CRS")
-        if not src.transform.is_rectilinear or src.transform.e >= 0:
-            raise ProductError("source is not a north-up image")
-        if any(rows * cols > MAX_BLOCK_PIXELS for rows, cols in src.block_shapes):
-            raise ProductError("source blocks are too large to read in windows")
+        problem = grid_problem(src)
+        if problem:
+            raise ProductError(problem)
     except BaseException:
         src.close()
         raise

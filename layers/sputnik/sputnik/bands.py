@@ -1,0 +1,283 @@
+"""Sentinel-2 L2A bands as reflectance on a chosen grid, with the scene classification's clouds masked.
+
+What the index and composite tasks read, one scene at a time:
+
+- a band's digital numbers become reflectance by the item's own `raster:bands` scale and offset
+  (Earth Search v1); without them (v0 items, old records) by the processing baseline: from 04.00
+  (2022-01-25 on) L2A numbers carry +1000 (BOA_ADD_OFFSET), so the same surface reads the same
+  reflectance before and after the change;
+- every band is read onto one target grid (`Grid`) through a warped VRT with nearest resampling, so
+  only the source blocks under the grid are fetched; on the scene's own 10 m grid a 10 m band's
+  pixels are its source pixels, and 20 m bands and `SCL` are repeated 2 x 2 (never interpolated);
+- a pixel is clear where every band has data and its `SCL` class is not in the mask (by default no
+  data, defective, cloud shadow, cloud medium and high probability, cirrus).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import rasterio
+import shapely
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.enums import Resampling
+from rasterio.errors import RasterioError
+from rasterio.features import geometry_mask
+from rasterio.io import DatasetReader
+from rasterio.vrt import WarpedVRT
+from rasterio.warp import transform_geom
+from rasterio.windows import Window
+from shapely.geometry import box, mapping, shape
+from shapely.geometry.base import BaseGeometry
+
+from sputnik.errors import Forbidden, SputnikError
+from sputnik.stac import V0_TO_V1, V1_TO_V0, Scene
+from sputnik.tiles.urls import archive_url
+
+# SCL classes masked by default: no data, saturated/defective, cloud shadow, cloud medium and high
+# probability, thin cirrus (ESA's Sentinel-2 L2A scene classification).
+SCL_CLASSES = {
+    0: "no data",
+    1: "saturated or defective",
+    2: "dark area pixels",
+    3: "cloud shadows",
+    4: "vegetation",
+    5: "not vegetated",
+    6: "water",
+    7: "unclassified",
+    8: "cloud medium probability",
+    9: "cloud high probability",
+    10: "thin cirrus",
+    11: "snow",
+}
+CLOUDY_SCL: tuple[int, ...] = (0, 1, 3, 8, 9, 10)
+SCL = "SCL"
+# Native resolution (m) of each L2A band as the archive stores it.
+RESOLUTION = {
+    "B01": 60,
+    "B02": 10,
+    "B03": 10,
+    "B04": 10,
+    "B05": 20,
+    "B06": 20,
+    "B07": 20,
+    "B08": 10,
+    "B8A": 20,
+    "B09": 60,
+    "B11": 20,
+    "B12": 20,
+    SCL: 20,
+}
+REFLECTANCE_BANDS = tuple(band for band in RESOLUTION if band != SCL)
+DEFAULT_SCALE = 1e-4
+BASELINE_OFFSET = -0.1  # reflectance of BOA_ADD_OFFSET (-1000 digital numbers) from baseline 04.00
+BASELINE_CHANGE = "04.00"
+BASELINE_CHANGE_DATE = "2022-01-25"
+DENSIFY_DEGREES = 0.001  # about 100 m: border edges are straight in lon/lat, curved in UTM
+GRID_TOLERANCE = 1e-3  # pixels
+# A source whose blocks are larger (e.g. one 8192 px tile) would make GDAL decode that much for
+# every read: refused before any pixel is read. (GDAL reads a single-strip image row by row.)
+MAX_BLOCK_PIXELS = 4096 * 4096
+
+
+class BandError(SputnikError):
+    """A band cannot be read: missing from the item, outside the archive, unreadable or not a band."""
+
+
+def band_name(name: str) -> str:
+    """The archive's band name (`B04`, `SCL`) for a v0 or v1 name (`B04`, `red`, `scl`)."""
+    upper = name.upper()
+    if upper in RESOLUTION:
+        return upper
+    v0 = V1_TO_V0.get(name.lower())
+    if v0 in RESOLUTION:
+        return str(v0)
+    raise BandError(f"unknown band {name!r}; bands are {', '.join(RESOLUTION)} or their v1 names")
+
+
+def scaling(scene: Scene, band: str) -> tuple[float, float]:
+    """(scale, offset) taking the band's digital numbers to reflectance, from the item or its baseline."""
+    band = band_name(band)
+    if band in scene.scaling:
+        return scene.scaling[band]
+    if scene.processing_baseline is not None:
+        newer = scene.processing_baseline >= BASELINE_CHANGE
+    else:
+        newer = scene.date >= BASELINE_CHANGE_DATE
+    return DEFAULT_SCALE, BASELINE_OFFSET if newer else 0.0
+
+
+def band_url(scene: Scene, band: str) -> str:
+    """The s3:// URL of a scene's band that GDAL may open (the tiler's archive policy), else BandError."""
+    band = band_name(band)
+    try:
+        href = scene.asset_href(band)
+    except SputnikError as exc:
+        raise BandError(f"scene {scene.scene_id} has no {band} ({V0_TO_V1.get(band, band)}) asset") from exc
+    try:
+        return archive_url(href)
+    except Forbidden as exc:
+        raise BandError(f"scene {scene.scene_id}: its {band} is not an object of an archive bucket") from exc
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A target pixel grid: CRS, affine transform and size."""
+
+    crs: CRS
+    transform: Affine
+    width: int
+    height: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, columns)."""
+        return self.height, self.width
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(left, bottom, right, top) in the grid's CRS."""
+        left, top = self.transform @ (0, 0)
+        right, bottom = self.transform @ (self.width, self.height)
+        return min(left, right), min(top, bottom), max(left, right), max(top, bottom)
+
+    def window(self, window: Window) -> Grid:
+        """The part of this grid under a pixel window."""
+        return Grid(
+            self.crs,
+            rasterio.windows.transform(window, self.transform),
+            int(window.width),
+            int(window.height),
+        )
+
+    def border_mask(self, border: BaseGeometry) -> np.ndarray:
+        """True inside a lon/lat border, on this grid."""
+        inside = to_crs(border, self.crs)
+        return geometry_mask([inside], out_shape=self.shape, transform=self.transform, invert=True)
+
+
+def to_crs(border: BaseGeometry, crs: CRS) -> BaseGeometry:
+    """A lon/lat geometry in `crs`, densified first so that its edges keep their course."""
+    dense = shapely.segmentize(border, DENSIFY_DEGREES)
+    return shape(transform_geom(CRS.from_epsg(4326), crs, mapping(dense)))
+
+
+def border_grid(source: DatasetReader | Grid, border: BaseGeometry) -> Grid:
+    """The source's own pixel grid over the border's bounding box, snapped outward, clipped to the source."""
+    crs, transform = source.crs, source.transform
+    width, height = source.width, source.height
+    inside = to_crs(border, crs)
+    if not inside.intersects(box(*rasterio.transform.array_bounds(height, width, transform))):
+        raise BandError("border is not over the scene")
+    left, bottom, right, top = inside.bounds
+    inverse = ~transform
+    col0, row0 = inverse @ (left, top)
+    col1, row1 = inverse @ (right, bottom)
+    col0 = max(0, math.floor(col0 + GRID_TOLERANCE))
+    row0 = max(0, math.floor(row0 + GRID_TOLERANCE))
+    col1 = min(width, math.ceil(col1 - GRID_TOLERANCE))
+    row1 = min(height, math.ceil(row1 - GRID_TOLERANCE))
+    if col1 <= col0 or row1 <= row0:
+        raise BandError("border is not over the scene")
+    window = Window(col0, row0, col1 - col0, row1 - row0)
+    return Grid(crs, rasterio.windows.transform(window, transform), int(window.width), int(window.height))
+
+
+@dataclass(frozen=True)
+class Reflectance:
+    """Bands of one scene on one grid: float32 reflectance, NaN wherever the pixel is not clear."""
+
+    bands: Mapping[str, np.ndarray]
+    valid: np.ndarray  # every band has data
+    clear: np.ndarray  # valid, and its SCL class is not masked
+
+
+def grid_problem(src: DatasetReader) -> str | None:
+    """What makes a source unfit for windowed reads (no projected CRS, not north-up, huge blocks), if any."""
+    if src.crs is None or not src.crs.is_projected:
+        return "source has no projected CRS"
+    if not src.transform.is_rectilinear or src.transform.e >= 0:
+        return "source is not a north-up image"
+    if any(rows * cols > MAX_BLOCK_PIXELS for rows, cols in src.block_shapes):
+        return "source blocks are too large to read in windows"
+    return None
+
+
+@contextmanager
+def open_band(url: str) -> Iterator[DatasetReader]:
+    """Open one band (GeoTIFF only) and check it is a single band in a projected, north-up grid."""
+    try:
+        # GTiff only: GDAL would otherwise pick a driver from the bytes (a VRT could name any file).
+        src = rasterio.open(url, driver="GTiff")
+    except RasterioError as exc:
+        raise BandError("cannot read a band: missing, not a GeoTIFF, corrupt or truncated") from exc
+    with src:
+        if src.count != 1:
+            raise BandError(f"a band file has {src.count} bands, not one")
+        problem = grid_problem(src)
+        if problem:
+            raise BandError(f"band {problem}")
+        yield src
+
+
+def scene_grid(scene: Scene, bands: Sequence[str], border: BaseGeometry) -> Grid:
+    """The grid of the scene's finest band among `bands` over the border (its 10 m grid for 10 m bands)."""
+    finest = min((band_name(band) for band in bands), key=lambda band: RESOLUTION[band])
+    with open_band(band_url(scene, finest)) as src:
+        return border_grid(src, border)
+
+
+def read_band(url: str, grid: Grid) -> np.ma.MaskedArray:
+    """One band's digital numbers on `grid` (nearest), masked where the source has no data or no pixel."""
+    try:
+        with open_band(url) as src, ExitStack() as stack:
+            vrt = stack.enter_context(
+                WarpedVRT(
+                    src,
+                    crs=grid.crs,
+                    transform=grid.transform,
+                    width=grid.width,
+                    height=grid.height,
+                    resampling=Resampling.nearest,
+                    # The archive's bands say nodata 0 in their items whether or not the file does.
+                    src_nodata=src.nodata if src.nodata is not None else 0,
+                    nodata=src.nodata if src.nodata is not None else 0,
+                )
+            )
+            return vrt.read(1, masked=True)
+    except RasterioError as exc:
+        raise BandError("cannot read a band: missing, not a GeoTIFF, corrupt or truncated") from exc
+
+
+def read_reflectance(
+    scene: Scene, bands: Sequence[str], grid: Grid, mask: Sequence[int] | None = CLOUDY_SCL
+) -> Reflectance:
+    """The scene's bands as reflectance on `grid`; pixels whose SCL class is in `mask` are not clear.
+
+    `mask=None` reads no SCL: clear is then valid. An empty `mask` reads SCL but masks no class.
+    """
+    names = list(dict.fromkeys(band_name(band) for band in bands))
+    if SCL in names:
+        raise BandError("SCL is a classification, not a reflectance band")
+    valid = np.ones(grid.shape, dtype=bool)
+    values: dict[str, np.ndarray] = {}
+    for band in names:
+        numbers = read_band(band_url(scene, band), grid)
+        scale, offset = scaling(scene, band)
+        values[band] = (numbers.data.astype(np.float32) * np.float32(scale) + np.float32(offset)).astype(
+            np.float32
+        )
+        valid &= ~np.ma.getmaskarray(numbers)
+    clear = valid.copy()
+    if mask is not None:
+        # Where SCL has no data (outside its scene) it reads class 0, "no data".
+        classes = read_band(band_url(scene, SCL), grid).filled(0)
+        clear &= ~np.isin(classes, np.asarray(list(mask), dtype=classes.dtype))
+    for array in values.values():
+        array[~clear] = np.nan
+    return Reflectance(bands=values, valid=valid, clear=clear)

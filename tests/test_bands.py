@@ -1,0 +1,128 @@
+"""Bands as reflectance on a grid: the item's scaling, the baseline offset, SCL masking, on the real scene."""
+
+import json
+from pathlib import Path
+
+import boto3
+import numpy
+import pytest
+import rasterio
+from rasterio.windows import from_bounds
+from shapely.geometry import box
+
+from sputnik import stac
+from sputnik.bands import CLOUDY_SCL, BandError, band_name, read_reflectance, scaling, scene_grid
+from tests.support.tiles import (  # noqa: F401 (tiles_fixture registers the `tiles` fixture here)
+    ARCHIVE,
+    SCENE,
+    Tiles,
+    tiles_fixture,
+)
+
+SCENE_DIR = Path("sentinel-cogs/sentinel-s2-l2a-cogs/29/R/KH/2020/2") / SCENE
+PREFIX = f"sentinel-s2-l2a-cogs/29/R/KH/2020/2/{SCENE}"
+ITEMS = Path(__file__).parent / "fixtures" / "stac-items"
+# Inside the real scene (lon/lat), about 30 x 30 km: where its cirrus and clouds meet clear land.
+BORDER = box(-11.3, 24.95, -11.0, 25.25)
+
+
+def real_item(path: Path) -> stac.Scene:
+    return stac.parse_item(path.read_bytes())
+
+
+@pytest.mark.parametrize(
+    ("item", "expected"),
+    [
+        # Baseline 05.11 (2025): the item's raster:bands carry the -0.1 offset.
+        ("v1/S2B_24MUV_20250731_0_L2A.json", (0.0001, -0.1)),
+        # Baseline 03.00 (2021): scale only.
+        ("v1/S2A_33TWN_20210629_0_L2A.json", (0.0001, 0.0)),
+        # v0 items have no raster:bands: baseline 02.12 from the ESA product name, so no offset.
+        ("v0/S2A_31NBJ_20190524_0_L2A.json", (0.0001, 0.0)),
+    ],
+)
+def test_scaling_comes_from_the_real_items_metadata(item: str, expected: tuple[float, float]) -> None:
+    scene = real_item(ITEMS / item)
+    for band in ("B04", "red", "nir", "B08"):
+        assert scaling(scene, band) == pytest.approx(expected)
+
+
+def test_baseline_without_raster_bands_decides_the_offset() -> None:
+    data = json.loads((ITEMS / "v1/S2B_24MUV_20250731_0_L2A.json").read_text())
+    for asset in data["assets"].values():
+        asset.pop("raster:bands", None)
+    newer = stac.parse_item(data)
+    assert newer.processing_baseline == "05.11"
+    assert scaling(newer, "B04") == pytest.approx((0.0001, -0.1))
+    data["properties"].pop("s2:processing_baseline")
+    data["properties"]["s2:product_uri"] = data["properties"]["s2:product_uri"].replace("_N0511_", "_N0399_")
+    assert scaling(stac.parse_item(data), "B04") == pytest.approx((0.0001, 0.0))
+
+
+def test_band_names_of_both_schemas_and_unknown_names() -> None:
+    assert [band_name(n) for n in ("red", "B04", "nir", "scl", "b8a", "swir16")] == [
+        "B04",
+        "B04",
+        "B08",
+        "SCL",
+        "B8A",
+        "B11",
+    ]
+    with pytest.raises(BandError, match="unknown band"):
+        band_name("B99")
+
+
+@pytest.fixture(scope="module")
+def real_scene(tiles: Tiles) -> stac.Scene:
+    """The real scene's item with its band hrefs in the test archive, and those bands uploaded there."""
+    s3 = boto3.client("s3")
+    folder = tiles.fixtures_dir / SCENE_DIR
+    for band in ("B04", "B08", "SCL"):
+        s3.upload_file(str(folder / f"{band}.tif"), ARCHIVE, f"{PREFIX}/{band}.tif")
+    item = json.loads((folder / f"{SCENE}.json").read_text())
+    for name, asset in item["assets"].items():
+        asset["href"] = f"s3://{ARCHIVE}/{PREFIX}/{asset['href'].rsplit('/', 1)[-1]}"
+    return stac.parse_item(item)
+
+
+def test_reflectance_equals_rasterio_reads_of_the_same_window(real_scene: stac.Scene, tiles: Tiles) -> None:
+    grid = scene_grid(real_scene, ["B04", "B08"], BORDER)
+    got = read_reflectance(real_scene, ["red", "nir"], grid, mask=None)
+    folder = tiles.fixtures_dir / SCENE_DIR
+    for band in ("B04", "B08"):
+        with rasterio.open(folder / f"{band}.tif") as src:
+            window = from_bounds(*grid.bounds, transform=src.transform).round_offsets().round_lengths()
+            numbers = src.read(1, window=window)
+        assert numbers.shape == grid.shape
+        expected = numbers.astype(numpy.float64) * 0.0001
+        valid = numbers != 0
+        assert numpy.array_equal(got.valid, valid)
+        assert numpy.allclose(got.bands[band][valid], expected[valid], rtol=0, atol=1e-6)
+        assert numpy.isnan(got.bands[band][~valid]).all()
+
+
+def test_scl_classes_are_masked_at_the_bands_resolution(real_scene: stac.Scene, tiles: Tiles) -> None:
+    grid = scene_grid(real_scene, ["B04"], BORDER)
+    got = read_reflectance(real_scene, ["B04"], grid, mask=CLOUDY_SCL)
+    with rasterio.open(tiles.fixtures_dir / SCENE_DIR / "SCL.tif") as src:
+        # SCL is at twice the bands' pixel size here (as 20 m against 10 m in the archive): the class
+        # of each band pixel is that of the SCL pixel under its centre.
+        scl = src.read(1)
+        cols, rows = numpy.meshgrid(numpy.arange(grid.width) + 0.5, numpy.arange(grid.height) + 0.5)
+        xs, ys = grid.transform @ (cols, rows)
+        r, c = rasterio.transform.rowcol(src.transform, numpy.ravel(xs), numpy.ravel(ys))
+        classes = scl[numpy.asarray(r), numpy.asarray(c)].reshape(grid.shape)
+    cloudy = numpy.isin(classes, CLOUDY_SCL)
+    assert cloudy.any() and not cloudy.all()  # the border meets clouds and clear land
+    assert numpy.array_equal(got.clear, got.valid & ~cloudy)
+    assert numpy.isnan(got.bands["B04"][cloudy]).all()
+    unmasked = read_reflectance(real_scene, ["B04"], grid, mask=[])
+    assert numpy.array_equal(unmasked.clear, unmasked.valid)
+
+
+def test_a_band_outside_the_archive_is_refused_before_reading(real_scene: stac.Scene) -> None:
+    assets = dict(real_scene.assets, B04="https://example.com/B04.tif", red="https://example.com/B04.tif")
+    hostile = stac.Scene(**{**real_scene.__dict__, "assets": assets})
+    grid = scene_grid(real_scene, ["B08"], BORDER)
+    with pytest.raises(BandError, match="not an object of an archive bucket"):
+        read_reflectance(hostile, ["B04"], grid, mask=None)

@@ -198,7 +198,12 @@ class MetaModel(Model):
 
 
 class ProductModel(Model):
-    """A product made for a project (an RGB COG, ...) and where it lies in S3."""
+    """A product made for a project (an RGB COG, an index, a composite) and where it lies in S3.
+
+    Ids sort by what a listing wants: `{scene_id}-rgb`; `index:{name}:{date}:{scene_id}`, so one
+    Query on the prefix `index:{name}:` gives an index's series oldest first;
+    `composite:{product}:{method}:{start}:{end}`.
+    """
 
     class Meta:
         table_name = "sputnik-products"
@@ -209,6 +214,11 @@ class ProductModel(Model):
     scene_id = UnicodeAttribute(null=True)
     date = UnicodeAttribute(null=True)
     key = UnicodeAttribute()
+    index = UnicodeAttribute(null=True)  # an index product's index name (`ndvi`, `expr-…`)
+    # Statistics over the project's border: valid_pixels, clear_fraction, mean, std, min, p10,
+    # median, p90, max (an index); a composite's period, method and coverage.
+    stats = JSONAttribute(null=True)
+    details = JSONAttribute(null=True)
 
 
 class ScriptAttribute(MapAttribute[str, Any]):

@@ -136,7 +136,7 @@ def test_http_front_routes_as_httpapi(mini: LocalStack) -> None:
             moto_patches.cached_expression_parsing,
             "ConditionExpressionParser (parse, its inputs and what it found)",
         ),
-        (Table, "query", moto_patches.unsorted_query_candidates, "Table.query and how it sorts"),
+        (Table, "query", moto_patches.cheap_queries, "Table.query and how it sorts and copies"),
         (Subscription, "publish", moto_patches.patch_sns_to_lambda, "SNS internals"),
     ],
 )

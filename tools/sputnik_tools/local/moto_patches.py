@@ -387,6 +387,11 @@ def cached_expression_parsing() -> None:
     ConditionExpressionParser.parse = _ours(parse)  # type: ignore[method-assign]
 
 
+def _shared(item: Item, memo: dict[int, Any]) -> Item:
+    """A Query's "copy" of an item: the item itself (see cheap_queries)."""
+    return item
+
+
 def _sorted_items(
     self: Table, hash_key_attrs: list[str], range_key_attrs: list[str | None], items: list[Any]
 ) -> list[Any]:
@@ -417,46 +422,66 @@ QUERY_PARAMETERS = [
 ]
 
 
-def unsorted_query_candidates() -> None:
-    """Let a Query gather its candidates without first sorting the whole table.
+def cheap_queries() -> None:
+    """Let a Query gather its candidates without first sorting the whole table, nor copying them.
 
     moto's Table.query starts from all_items(), which sorts every item of the table by its
-    keys, then sorts the ones of the queried key again by what the Query orders them by (the
-    table's or the index's keys, always ending with the table's unique key). The first sort
-    cannot change the result, and cost a second per Query of a 20,000-scene catalogue.
-    Scans keep the sorted order.
+    keys, then keeps those of the queried key and sorts them again by what the Query orders
+    them by (the table's or the index's keys, always ending with the table's unique key). The
+    first sort cannot change the result, and cost a second per Query of a 20,000-scene
+    catalogue. A Query of the table's key starts from that key's items alone. Scans keep the
+    sorted order. moto then deep-copies the page it found; nothing after reads an item but to
+    build new ones (projections, the response), so the page's items are shared instead.
     """
     original = Table.query
     if _patched(original):
         return
     # DynamoType compares by its cast value (and its type, one per key attribute): the same order.
     expect_shape(
-        "Table.query and how it sorts (all_items, sorted_items, DynamoType.__lt__)",
+        "Table.query and how it sorts and copies (all_items, sorted_items, DynamoType.__lt__, project)",
         (
             parameters(original),
             "self.all_items()" in inspect.getsource(original),
             parameters(Table.sorted_items),
             inspect.getsource(DynamoType.__lt__).split("\n")[1].strip(),
+            "results = copy.deepcopy(results)" in inspect.getsource(original),
+            parameters(Item.project),
         ),
         (
             QUERY_PARAMETERS,
             True,
             ["self", "hash_key_attrs", "range_key_attrs", "items"],
             "return self.cast_value < other.cast_value",
+            True,
+            ["self", "projection_expressions"],
         ),
     )
 
-    def unsorted(table: Table) -> list[Any]:
+    signature = inspect.signature(original)
+
+    def candidates(table: Table, hash_key: Any, index_name: str | None) -> list[Any]:
+        if index_name or hash_key is None:  # an index: every item of the table may be in it
+            if not table.range_key_attr:
+                return list(table.items.values())
+            return [item for items in table.items.values() for item in items.values()]
+        # The table's own key: its items only, in range key order (moto's sort then checks it in
+        # one pass), each range key cast once; a key has one type, so this is DynamoType's order.
         if not table.range_key_attr:
-            return list(table.items.values())
-        return [item for items in table.items.values() for item in items.values()]
+            found = table.items.get(hash_key)
+            return [] if found is None else [found]
+        return sorted(table.items.get(hash_key, {}).values(), key=lambda item: item.range_key.cast_value)
+
+    copy_item = Item.__deepcopy__
 
     def query(self: Table, *args: Any, **kwargs: Any) -> Any:
-        with _dynamodb_lock:  # the override below is seen by this call alone
-            self.all_items = lambda: unsorted(self)  # type: ignore[method-assign]
+        asked = signature.bind(self, *args, **kwargs).arguments
+        with _dynamodb_lock:  # the overrides below are seen by this call alone
+            self.all_items = lambda: candidates(self, asked.get("hash_key"), asked.get("index_name"))  # type: ignore[method-assign]
+            Item.__deepcopy__ = _shared  # type: ignore[method-assign,assignment]
             try:
                 return original(self, *args, **kwargs)
             finally:
+                Item.__deepcopy__ = copy_item  # type: ignore[method-assign]
                 del self.all_items
 
     Table.query = _ours(query)  # type: ignore[method-assign]
@@ -855,7 +880,7 @@ def patch_moto() -> None:
     fast_attribute_values()
     linear_item_sizes()
     cached_expression_parsing()
-    unsorted_query_candidates()
+    cheap_queries()
     patch_map_results()
     patch_execution_events()
     patch_sns_to_lambda()

@@ -357,12 +357,12 @@ def cached_expression_parsing() -> None:
             ["self", "condition_expression", "expression_attribute_names", "expression_attribute_values"],
         ),
     )
-    parsed: dict[tuple[str, str, str], tuple[Any, list[str], list[str]]] = {}
+    parsed: dict[tuple[str | None, str, str], tuple[Any, list[str], list[str]]] = {}
 
     def parse(self: ConditionExpressionParser) -> Any:
         try:
             key = (
-                str(self.condition_expression),
+                self.condition_expression,
                 json.dumps(self.expression_attribute_names, sort_keys=True),
                 json.dumps(self.expression_attribute_values, sort_keys=True),
             )

@@ -8,6 +8,8 @@ it (filter policy and region included), and the real v0 item is published as it 
 
 import copy
 import json
+import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -54,7 +56,7 @@ def topic(stack: Any) -> Topic:
     return Topic(sns, arn)
 
 
-def publish(topic: Topic, message: str, collection: str | None = L2A) -> None:
+def publish(topic: Topic, message: str, collection: str | None = L2A) -> str:
     """Publish as the archive does: the message, its collection and bbox as message attributes.
 
     SNS delivers to Lambda before publish returns here (the local stack runs the function in-process).
@@ -69,7 +71,34 @@ def publish(topic: Topic, message: str, collection: str | None = L2A) -> None:
     }
     if collection is not None:
         attributes["collection"] = {"DataType": "String", "StringValue": collection}
-    topic.sns.publish(TopicArn=topic.arn, Message=message, MessageAttributes=attributes)
+    return str(
+        topic.sns.publish(TopicArn=topic.arn, Message=message, MessageAttributes=attributes)["MessageId"]
+    )
+
+
+def delivered_events(stack: Any, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Every event the local stack invokes IngestFunction with from now on (the test's own)."""
+    from sputnik_tools.local.runtime import FUNCTIONS
+
+    function = FUNCTIONS[stack.function_for("IngestFunction")]
+    events: list[dict[str, Any]] = []
+    invoke = function.invoke
+
+    def recording(event: dict[str, Any]) -> Any:
+        events.append(copy.deepcopy(event))
+        return invoke(event)
+
+    monkeypatch.setattr(function, "invoke", recording)
+    return events
+
+
+def key_paths(value: Any, path: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    """Every key of a JSON value as its path from the top (list items as `[]`)."""
+    if isinstance(value, dict):
+        return {(*path, k) for k in value} | {p for k, v in value.items() for p in key_paths(v, (*path, k))}
+    if isinstance(value, list):
+        return {p for v in value for p in key_paths(v, (*path, "[]"))}
+    return set()
 
 
 def real_message() -> str:
@@ -384,3 +413,95 @@ def test_a_scene_keeps_its_hrefs_elsewhere_than_the_archive_unchanged() -> None:
     assert scene.assets["B04"] == "s3://sentinel-cogs/" + item["assets"]["B04"]["href"].removeprefix(
         PUBLIC_HOST
     )
+
+
+def test_sns_invokes_the_function_with_the_documented_event_and_the_attributes_as_published(
+    stack: Any, topic: Topic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = delivered_events(stack, monkeypatch)
+    item = variant(8)
+    message = json.dumps(item)
+    before = datetime.now(UTC)
+    message_id = publish(topic, message)
+    after = datetime.now(UTC)
+    (event,) = events
+    # Key for key as the real event (the sample), every level down.
+    assert key_paths(event) == key_paths(json.loads(SAMPLE_EVENT.read_text()))
+    (record,) = event["Records"]
+    (subscription,) = topic.sns.list_subscriptions_by_topic(TopicArn=topic.arn)["Subscriptions"]
+    assert (record["EventSource"], record["EventVersion"]) == ("aws:sns", "1.0")
+    assert record["EventSubscriptionArn"] == subscription["SubscriptionArn"]
+    sns = record["Sns"]
+    assert (sns["Type"], sns["MessageId"], sns["TopicArn"], sns["Subject"]) == (
+        "Notification",
+        message_id,
+        topic.arn,
+        None,
+    )
+    assert sns["Message"] == message
+    # The attributes as the publisher set them: types and values, nothing else.
+    bbox = {
+        f"bbox.{n}": {"Type": "Number", "Value": repr(v)}
+        for n, v in zip(("xmin", "ymin", "xmax", "ymax"), item["bbox"], strict=True)
+    }
+    assert sns["MessageAttributes"] == {"collection": {"Type": "String", "Value": L2A}, **bbox}
+    # Published when publish was called: ISO 8601 in UTC with milliseconds.
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", sns["Timestamp"])
+    published = datetime.fromisoformat(sns["Timestamp"])
+    assert before - timedelta(milliseconds=1) <= published <= after
+    region = TOPIC_ARN.split(":")[3]
+    assert sns["UnsubscribeUrl"] == (
+        f"https://sns.{region}.amazonaws.com/?Action=Unsubscribe&SubscriptionArn={subscription['SubscriptionArn']}"
+    )
+    assert re.fullmatch(
+        rf"https://sns\.{region}\.amazonaws\.com/SimpleNotificationService-[0-9a-f]{{32}}\.pem",
+        sns["SigningCertUrl"],
+    )
+    assert sns["SignatureVersion"] in ("1", "2") and sns["Signature"]
+
+
+def test_the_delivered_sns_timestamp_orders_items_that_carry_no_time(
+    stack: Any, topic: Topic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = delivered_events(stack, monkeypatch)
+    item = variant(9)
+    for name in ("updated", "created"):
+        item["properties"].pop(name)
+    for product in (ESA["FIRST"], ESA["SECOND"]):
+        item["properties"]["sentinel:product_id"] = product
+        publish(topic, json.dumps(item))
+        stamp = events[-1]["Records"][0]["Sns"]["Timestamp"]
+        record = SceneModel.get(scene_id(9))
+        # The time SNS published it, as ingest orders times (UTC, microseconds).
+        assert (record.filename, record.sequencer) == (product, ingest.ITEM_TIME + stamp[:-1] + "000Z")
+    first, second = (e["Records"][0]["Sns"]["Timestamp"] for e in events)
+    assert first < second
+    # SNS delivers the first message again (at least once): older than what is stored, so it is stale.
+    assert ingest.handle(events[0])["stale"] == 1
+    assert SceneModel.get(scene_id(9)).filename == ESA["SECOND"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "delivered"),
+    [
+        ("String", L2A, True),
+        ("String.Array", json.dumps(["sentinel-s2-l1c", L2A]), True),  # an array matches by an element
+        ("String", json.dumps([L2A]), False),  # a String is compared whole, never decoded
+        ("String", json.dumps(L2A + "-extra"), False),
+        ("String", L2A.upper(), False),
+        ("String", L2A + " ", False),
+        ("String.Array", json.dumps([L2A + "-extra"]), False),
+        ("Number", "1", False),
+    ],
+)
+def test_the_filter_policy_matches_the_collection_attribute_as_sns_does(
+    stack: Any, topic: Topic, monkeypatch: pytest.MonkeyPatch, kind: str, value: str, delivered: bool
+) -> None:
+    events = delivered_events(stack, monkeypatch)
+    message = "not an item: counted as unrecognised if delivered"
+    topic.sns.publish(
+        TopicArn=topic.arn,
+        Message=message,
+        MessageAttributes={"collection": {"DataType": kind, "StringValue": value}},
+    )
+    assert len(events) == int(delivered)

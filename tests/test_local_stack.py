@@ -5,6 +5,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,16 @@ import httpx
 import pytest
 from moto import backends as moto_backends
 from moto.awslambda.models import LambdaFunction
+from moto.core.serialize import JSONSerializer, ResponseSerializer, XFormedAttributePicker
+from moto.core.utils import get_service_model
+from moto.dynamodb.comparisons import ConditionExpressionParser
+from moto.dynamodb.exceptions import ItemSizeTooLarge
 from moto.dynamodb.models import DynamoDBBackend
-from moto.dynamodb.responses import DynamoHandler
+from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
+from moto.dynamodb.models.table import Table
+from moto.dynamodb.responses import DynamoHandler, DynamoResult
 from moto.s3 import notifications as s3_notifications
+from moto.sns.models import Subscription
 from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
 
 from sputnik_tools.local import moto_patches
@@ -115,6 +123,21 @@ def test_http_front_routes_as_httpapi(mini: LocalStack) -> None:
             moto_patches.patch_execution_events,
             "execution and EventBridge internals",
         ),
+        (
+            JSONSerializer,
+            "_serialize",
+            moto_patches.fast_attribute_values,
+            "JSONSerializer._serialize and DynamoDB's AttributeValue",
+        ),
+        (Item, "__init__", moto_patches.linear_item_sizes, "Item.__init__ and LimitedSizeDict's limit"),
+        (
+            ConditionExpressionParser,
+            "parse",
+            moto_patches.cached_expression_parsing,
+            "ConditionExpressionParser (parse, its inputs and what it found)",
+        ),
+        (Table, "query", moto_patches.cheap_queries, "Table.query and how it sorts and copies"),
+        (Subscription, "publish", moto_patches.patch_sns_to_lambda, "SNS internals"),
     ],
 )
 def test_every_moto_patch_fails_loudly_when_moto_changes(
@@ -203,16 +226,36 @@ def test_request_log_records_s3_gets_with_their_range(stack: LocalStack) -> None
         bind_tables()
 
 
+@contextmanager
+def scratch_table(
+    stack: LocalStack, name: str, attributes: dict[str, str], key: tuple[str, ...], **extra: Any
+) -> Iterator[Any]:
+    """A table of the test's own in the stack (key attributes and their types; its key), dropped after it."""
+    ddb = stack.client("dynamodb")
+    ddb.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": k, "AttributeType": t} for k, t in attributes.items()],
+        KeySchema=[
+            {"AttributeName": k, "KeyType": kind} for k, kind in zip(key, ("HASH", "RANGE"), strict=False)
+        ],
+        **extra,
+    )
+    try:
+        yield ddb
+    finally:
+        ddb.delete_table(TableName=name)
+
+
 def test_moto_transactions_apply_whole_or_roll_back_whole(stack: LocalStack) -> None:
     """The local stack's cheaper rollback keeps DynamoDB's all-or-nothing, Updates in place included."""
-    ddb = stack.client("dynamodb")
     table = "transactions-test"
-    ddb.create_table(
-        TableName=table,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in ("pk", "sk")],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-    )
+    with scratch_table(stack, table, {"pk": "S", "sk": "S"}, ("pk", "sk")) as ddb:
+        transactions_apply_whole_or_roll_back_whole(ddb, table)
+
+
+def transactions_apply_whole_or_roll_back_whole(ddb: Any, table: str) -> None:
+    """Failing and succeeding transactions over a table's rows kept, changed, deleted and new."""
 
     def key(sk: str) -> dict[str, Any]:
         return {"pk": {"S": "p"}, "sk": {"S": sk}}
@@ -251,4 +294,130 @@ def test_moto_transactions_apply_whole_or_roll_back_whole(stack: LocalStack) -> 
 
     ddb.transact_write_items(TransactItems=writes)
     assert rows() == {"new": "after", "kept": "after", "changed": "after"}
-    ddb.delete_table(TableName=table)
+
+
+class GenericSerializer(JSONSerializer):
+    """moto's JSON serializer without the local stack's fast path for AttributeValues."""
+
+    _serialize = ResponseSerializer._serialize
+
+
+def test_attribute_values_are_written_as_moto_writes_them_without_the_fast_path() -> None:
+    item = Item(
+        DynamoType({"S": "pk"}),
+        None,
+        {
+            "pk": {"S": "pk"},
+            "empty": {"S": ""},
+            "unicode": {"S": "\u00e9t\u00e9 \u2603"},
+            "n": {"N": "-12.50"},
+            "b": {"B": "AAEC/w=="},  # as the wire sends it: base64
+            "ss": {"SS": ["a", "b"]},
+            "ns": {"NS": ["1", "2.5"]},
+            "bs": {"BS": ["AA==", "/w=="]},
+            "null": {"NULL": True},
+            "yes": {"BOOL": True},
+            "no": {"BOOL": False},
+            "m": {"M": {"in": {"L": [{"S": "x"}, {"N": "1"}, {"M": {}}, {"B": "AQ=="}]}, "e": {"L": []}}},
+        },
+    )
+    result = DynamoResult({"Items": [item.attrs], "Count": 1, "ScannedCount": 1}).result
+    query = get_service_model("dynamodb").operation_model("Query")
+    written = [
+        cls(operation_model=query, value_picker=XFormedAttributePicker()).serialize(result)["body"]
+        for cls in (JSONSerializer, GenericSerializer)
+    ]
+    assert json.loads(written[0]) == json.loads(written[1])
+    assert json.loads(written[0])["Items"][0]["b"] == {"B": "AAEC/w=="}
+
+
+@pytest.mark.parametrize("size", [404_998, 404_999, 405_000, 405_001])
+def test_the_item_size_limit_is_moto_s_to_the_byte(size: int) -> None:
+    # Names and values of `size` bytes (moto counts a number by its digits).
+    attrs = {"pk": {"S": "p"}, "v": {"S": "x" * (size - 6)}, "n": {"N": "1"}}
+
+    def moto_s() -> None:  # what moto's own Item.__init__ does: LimitedSizeDict checks every insert
+        stored = LimitedSizeDict()
+        for name, value in attrs.items():
+            stored[name] = DynamoType(value)
+
+    outcomes = []
+    for build in (moto_s, lambda: Item(DynamoType({"S": "p"}), None, attrs)):
+        try:
+            build()
+            outcomes.append("stored")
+        except ItemSizeTooLarge:
+            outcomes.append("too large")
+    assert outcomes[0] == outcomes[1] == ("stored" if size <= 405_000 else "too large")
+
+
+def test_a_condition_is_checked_against_its_own_values_and_names_every_time(stack: LocalStack) -> None:
+    """Parsed conditions are kept for reuse: same text, other values, unused names must all still count."""
+    table = "conditions-test"
+    with scratch_table(stack, table, {"pk": "S"}, ("pk",)) as ddb:
+        conditions_are_checked_every_time(ddb, table)
+
+
+def conditions_are_checked_every_time(ddb: Any, table: str) -> None:
+    """The same condition with values that fail and pass, and with an unused name, twice over."""
+    ddb.put_item(TableName=table, Item={"pk": {"S": "p"}, "v": {"N": "5"}})
+
+    def put(limit: str, names: dict[str, str] | None = None) -> None:
+        ddb.put_item(
+            TableName=table,
+            Item={"pk": {"S": "p"}, "v": {"N": limit}},
+            ConditionExpression="#v < :v",
+            ExpressionAttributeNames={"#v": "v", **(names or {})},
+            ExpressionAttributeValues={":v": {"N": limit}},
+        )
+
+    for _ in range(2):
+        with pytest.raises(ddb.exceptions.ConditionalCheckFailedException):
+            put("4")
+        with pytest.raises(ddb.exceptions.ClientError, match=re.escape("unused in expressions: keys: {#w}")):
+            put("9", names={"#w": "w"})
+    put("6")
+    put("7")
+    assert ddb.get_item(TableName=table, Key={"pk": {"S": "p"}})["Item"]["v"] == {"N": "7"}
+
+
+def test_a_query_of_an_index_pages_in_the_index_order_at_one_megabyte(stack: LocalStack) -> None:
+    """Queries skip moto's sort of the whole table: the index order and the 1 MB pages stay DynamoDB's."""
+    table = "index-order-test"
+    index = {
+        "IndexName": "by_g",
+        "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}, {"AttributeName": "r", "KeyType": "RANGE"}],
+        "Projection": {"ProjectionType": "ALL"},
+    }
+    attributes = {"pk": "S", "g": "S", "r": "N"}
+    with scratch_table(stack, table, attributes, ("pk",), GlobalSecondaryIndexes=[index]) as ddb:
+        pages_follow_the_index(ddb, table)
+
+
+def pages_follow_the_index(ddb: Any, table: str) -> None:
+    """Items written out of order come back in pages of at most 1 MB, in the index's order."""
+    # 30 items of 100 KB in the queried key (3 MB), written out of order, with others between them.
+    ranks = [(n * 7) % 30 for n in range(30)]
+    with_pad = {"S": "x" * 100_000}
+    for n, rank in enumerate(ranks):
+        ddb.put_item(
+            TableName=table,
+            Item={"pk": {"S": f"a{n}"}, "g": {"S": "g"}, "r": {"N": str(rank)}, "pad": with_pad},
+        )
+        ddb.put_item(TableName=table, Item={"pk": {"S": f"b{n}"}, "g": {"S": "h"}, "r": {"N": str(rank)}})
+    pages, start = [], None
+    while True:
+        page = ddb.query(
+            TableName=table,
+            IndexName="by_g",
+            KeyConditionExpression="g = :g",
+            ExpressionAttributeValues={":g": {"S": "g"}},
+            **({"ExclusiveStartKey": start} if start else {}),
+        )
+        pages.append([int(item["r"]["N"]) for item in page["Items"]])
+        start = page.get("LastEvaluatedKey")
+        if start is None:
+            break
+    assert [rank for page in pages for rank in page] == list(range(30))
+    # DynamoDB stops a page at 1 MB read: no page holds more than ten 100 KB items.
+    assert len(pages) >= 3 and all(len(page) <= 10 for page in pages)

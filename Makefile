@@ -94,16 +94,22 @@ $(RUNTIME_SDK)/.installed: layers/sputnik/lock/runtime.txt $(STAMP)
 	@touch $@
 
 # Contract fuzzing's depth: cases per operation and mode, and a fixed seed (`random` for a new one).
-# The defaults find both causes of the four 500s fuzzing found (tests/test_contract_fuzz.py).
+# Searched on the code before its four 500s were fixed (tests/test_contract_fuzz.py, BENCHMARKS.md,
+# Tests): at 25 cases seed 26 finds both causes in three of the four operations, 4 in two; none of
+# seeds 0-29, nor five at 60 cases, finds the fourth (a one-row preview of a two-band expression):
+# tests/test_cog_hostile.py keeps each as a plain test. Seed 26 also finds a 500 the code still has
+# (GET /cog/statistics with a percentile p of 2**57 + 1): it becomes the default once that is fixed.
+# PYTEST_ARGS go to both pytest runs (e.g. --durations=30).
 FUZZ_EXAMPLES ?= 25
 FUZZ_SEED ?= 4
+PYTEST_ARGS ?=
 pytest: $(RUNTIME_SDK)/.installed $(STAMP) bundle chromium
 	PYTHONPATH=$(CURDIR)/$(RUNTIME_SDK) SPUTNIK_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) SPUTNIK_FUZZ_SEED=$(FUZZ_SEED) \
-		$(BIN)/pytest -n 2 --dist loadfile -q
+		$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder -q $(PYTEST_ARGS)
 
 pytest-pinned-sdk: $(STAMP) bundle
-	$(BIN)/pytest -n 2 --dist loadfile -q tests/test_cli.py tests/test_local_stack.py tests/test_settings.py \
-		tests/test_events.py
+	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder -q $(PYTEST_ARGS) tests/test_cli.py \
+		tests/test_local_stack.py tests/test_settings.py tests/test_events.py
 
 # The tile benchmark compares with stock titiler.application: installed for it only (not a dependency),
 # at the version of the titiler.core sputnik uses, so that pip changes nothing else.

@@ -19,6 +19,16 @@ FIXTURES = REPO / "tests" / "fixtures"
 TEMPLATE = REPO / "template.yaml"
 PASSWORD = "correct horse battery"
 _logins = itertools.count()
+# The modules that take longest, longest first: they start first. `make test` hands whole modules to
+# its two test workers in collection order (--dist loadfile --no-loadscope-reorder), so a long module
+# handed out last would keep one worker busy while the other idles (BENCHMARKS.md, Tests).
+LONGEST_FIRST = (
+    "test_cog_tms.py",
+    "test_contract_fuzz.py",
+    "test_cli.py",
+    "test_events.py",
+    "test_viewer.py",
+)
 # The library has no default names: tests, and the processes they start, see the local stack's.
 use_local_settings(TEMPLATE)
 
@@ -134,6 +144,12 @@ def dynamo_calls(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     yield calls
     if "Scan" in calls.ops and request.node.get_closest_marker("allow_scan") is None:
         pytest.fail("a DynamoDB Scan was made; request paths must Query or GetItem")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put the longest modules first, the others after them in their usual order."""
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -33,6 +33,7 @@ from tests.support.tiles import (
     TCI_PRODUCT,
     TCI_QUERY,
     Tiles,
+    assert_names,
     assert_same_pixels,
     decode_png,
     expected_tile,
@@ -40,10 +41,6 @@ from tests.support.tiles import (
     tiles_fixture,  # noqa: F401 (registers the `tiles` fixture here)
 )
 
-TMS_IDS = morecantile.tms.list()
-# Sets whose projection is centred so far from the scene (25 deg N) that rio-tiler's warp of a whole
-# tile there yields pixels the reader's footprint (the scene's bounds in that CRS) does not reach.
-FAR_FROM_THE_PROJECTION = {"UPSAntarcticWGS84Quad"}
 LON, LAT = -11.4, 24.8  # inside the TCI
 TRUNCATED_KEY = "hostile/truncated/TCI.tif"
 SPARSE_KEY = "hostile/sparse-200k/TCI.tif"  # 200,000 x 200,000 px, no overviews, nearly no bytes
@@ -98,15 +95,6 @@ def client(tiles: Tiles) -> Iterator[TestClient]:
         yield test_client
 
 
-def assert_names(response: Any, status: int, location: str, name: str) -> None:
-    """Assert a 422 in FastAPI's validation-error shape whose error names one parameter."""
-    assert response.status_code == status, response.text
-    detail = response.json()["detail"]
-    assert isinstance(detail, list) and detail, detail
-    assert all({"loc", "msg", "type"} <= set(error) for error in detail)
-    assert [location, name] in [error["loc"][:2] for error in detail], detail
-
-
 # -- defect 1: tile coordinates are checked against the tile matrix set -------------------------
 
 
@@ -126,41 +114,6 @@ def test_tiles_outside_the_matrix_are_422_naming_the_coordinate(
     client: TestClient, path: str, name: str
 ) -> None:
     assert_names(client.get(f"{path}?{TCI_QUERY}"), 422, "path", name)
-
-
-@pytest.mark.parametrize("tms_id", TMS_IDS)
-def test_every_tile_matrix_set_bounds_zoom_column_and_row(client: TestClient, tms_id: str) -> None:
-    tms = morecantile.tms.get(tms_id)
-    top = tms.matrix(tms.maxzoom)
-    assert_names(client.get(f"/cog/tiles/{tms_id}/{tms.maxzoom + 1}/0/0.png?{TCI_QUERY}"), 422, "path", "z")
-    path = f"/cog/tiles/{tms_id}/{tms.maxzoom}/{top.matrixWidth}/0.png?{TCI_QUERY}"
-    assert_names(client.get(path), 422, "path", "x")
-    path = f"/cog/tiles/{tms_id}/{tms.maxzoom}/0/{top.matrixHeight}.png?{TCI_QUERY}"
-    assert_names(client.get(path), 422, "path", "y")
-    if tms.minzoom > 0:
-        assert_names(
-            client.get(f"/cog/tiles/{tms_id}/{tms.minzoom - 1}/0/0.png?{TCI_QUERY}"), 422, "path", "z"
-        )
-    # The tile over the data at the first zoom the set has is served, or is 404 where rio-tiler finds
-    # no data (its own tile there is outside the dataset, or all masked).
-    zoom = max(tms.minzoom, 0)
-    try:
-        tile = tms.tile(LON, LAT, zoom)
-    except Exception:  # a set whose CRS does not reach this point (polar, New Zealand, Antarctica)
-        return
-    answer = client.get(f"/cog/tiles/{tms_id}/{zoom}/{tile.x}/{tile.y}.png?{TCI_QUERY}")
-    with rasterio.Env(), Reader(TCI, tms=tms) as src:
-        try:
-            has_data = bool(src.tile(tile.x, tile.y, zoom).mask.any())
-        except rio_tiler.errors.TileOutsideBounds:
-            has_data = False
-    if tms_id in FAR_FROM_THE_PROJECTION:
-        assert answer.status_code in (200, 404), answer.text
-    else:
-        assert answer.status_code == (200 if has_data else 404), answer.text
-    if answer.status_code == 200:
-        matrix = tms.matrix(zoom)
-        assert decode_png(answer.content).shape == (4, matrix.tileHeight, matrix.tileWidth)
 
 
 @pytest.mark.parametrize(

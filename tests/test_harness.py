@@ -51,3 +51,10 @@ def test_no_test_undoes_every_patch_at_once(path: Path) -> None:
     # counting (stop a fault with Fault.stop instead).
     undo = "monkeypatch" + ".undo()"
     assert undo not in path.read_text(), path.name
+
+
+def test_the_modules_started_first_are_test_modules_of_the_suite() -> None:
+    from tests.conftest import LONGEST_FIRST
+
+    assert len(set(LONGEST_FIRST)) == len(LONGEST_FIRST)
+    assert all((TESTS / name).is_file() and name.startswith("test_") for name in LONGEST_FIRST)

@@ -19,7 +19,7 @@ from tests.conftest import new_user
 from tests.support import faults
 from tests.support.ingest import fresh_scene, put_item, s3_event
 from tests.support.ingest import scene_item as _item
-from tests.support.projects import box, new_project
+from tests.support.projects import SCENE_BBOX, TWN_BBOX, box, new_project
 
 REAL_SCENE = "sentinel-cogs/sentinel-s2-l2a-cogs/29/R/KH/2020/2/S2A_29RKH_20200219_0_L2A"
 
@@ -69,7 +69,7 @@ def test_scene_before_project_is_brought_in_by_project_creation(stack: Any, api:
 
 
 def test_real_scene_with_cogs_ingests(stack: Any, api: httpx.Client, fixtures_dir: Path) -> None:
-    project = new_project(api, box(-11.6, 24.6, -11.2, 25.0), "2020-02-01", "2020-02-29")
+    project = new_project(api, box(*SCENE_BBOX), "2020-02-01", "2020-02-29")
     upload_fixture_scene(stack.client("s3"), get_settings().archive_bucket, fixtures_dir / REAL_SCENE)
     metas = api.get("/meta/list", params={"project_id": project, "date": "2020-02-19"}).json()["metas"]
     assert [m["scene_id"] for m in metas] == ["S2A_29RKH_20200219_0_L2A"]
@@ -508,7 +508,7 @@ def _ring_of(vertices: int, lon: float, lat: float, radius: float) -> list[list[
 def test_bad_footprints_are_skipped_and_the_rest_of_the_run_ingested(
     stack: Any, api: httpx.Client, fixtures_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    project = new_project(api, box(15.2, 47.3, 15.8, 47.6), "2021-07-01", "2021-07-31")
+    project = new_project(api, box(*TWN_BBOX), "2021-07-01", "2021-07-31")
     bucket = get_settings().archive_bucket
     s3 = stack.client("s3")
     bad = {
@@ -549,7 +549,7 @@ def test_bad_footprints_are_skipped_and_the_rest_of_the_run_ingested(
 def test_a_700_kb_item_leaves_both_records_or_neither(
     stack: Any, api: httpx.Client, fixtures_dir: Path, bloat: str
 ) -> None:
-    project = new_project(api, box(15.2, 47.3, 15.8, 47.6), "2021-07-02", "2021-07-02")
+    project = new_project(api, box(*TWN_BBOX), "2021-07-02", "2021-07-02")
     scene_id = f"S2A_33TWN_20210702_{'5' if bloat == 'footprint' else '6'}_L2A"
     item = _item(fixtures_dir, scene_id, "33TWN", "2021-07-02")
     if bloat == "footprint":
@@ -641,7 +641,7 @@ def test_a_new_item_of_the_public_archive_announced_through_sns_is_ingested(
     body = json.dumps(item).encode()
     for bucket in (external, "someone-elses-bucket"):
         s3.put_object(Bucket=bucket, Key=key, Body=body)
-    project = new_project(api, box(15.2, 47.3, 15.8, 47.6), "2021-08-13", "2021-08-13")
+    project = new_project(api, box(*TWN_BBOX), "2021-08-13", "2021-08-13")
 
     def deliver(bucket: str) -> dict[str, int]:
         out = stack.client("lambda").invoke(
@@ -668,7 +668,7 @@ def test_a_new_item_of_the_public_archive_announced_through_sns_is_ingested(
     assert metas[0]["tci_url"] == f"s3://{external}/{key.rsplit('/', 1)[0]}/TCI.tif"
     assert SceneModel.get(item["id"]).archive_bucket == external
     # A project made afterwards gets the catalogued scene by backfill, with the same TCI url.
-    later = new_project(api, box(15.2, 47.3, 15.8, 47.6), "2021-08-13", "2021-08-13")
+    later = new_project(api, box(*TWN_BBOX), "2021-08-13", "2021-08-13")
     stack.invoke(stack.function_for("IngestFunction"), {"backfill_project": later})
     metas = api.get("/meta/list", params={"project_id": later, "date": "2021-08-13"}).json()["metas"]
     assert [m["tci_url"] for m in metas] == [f"s3://{external}/{key.rsplit('/', 1)[0]}/TCI.tif"]

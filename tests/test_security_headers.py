@@ -12,10 +12,9 @@ import pytest
 from packaging.requirements import Requirement
 
 from tests.conftest import REPO
+from tests.support.projects import SCENE_BORDER
 
-SAHARA = json.dumps(
-    {"type": "Polygon", "coordinates": [[[-11.6, 24.6], [-11.2, 24.6], [-11.2, 25.0], [-11.6, 24.6]]]}
-)
+SAHARA = json.dumps(SCENE_BORDER)
 
 
 def policy(response: httpx.Response) -> dict[str, str]:

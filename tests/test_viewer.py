@@ -48,6 +48,8 @@ REAL_ITEM = FIXTURES / "sentinel-cogs/sentinel-s2-l2a-cogs/29/R/KH/2020/2" / REA
 SAHARA = SCENE_BORDER
 # How long a person would wait for a task run or tiles before calling it broken (not a speed check).
 PATIENCE_MS = 180_000
+# Every expectation waits as long (Playwright's default is 5 s, which a loaded machine can pass).
+expect.set_options(timeout=PATIENCE_MS)
 
 
 @dataclass

@@ -9,7 +9,7 @@ import httpx
 from sputnik import stac
 from sputnik.models import MetaModel, SceneModel
 from sputnik.settings import get_settings
-from tests.support.projects import box, new_project
+from tests.support.projects import TWN_BBOX, box, new_project
 
 
 def s3_event(key: str, bucket: str | None = None, sequencer: str | None = None) -> dict[str, Any]:
@@ -67,7 +67,7 @@ def fresh_scene(stack: Any, fixtures_dir: Path, api: httpx.Client, scene_id: str
     The test delivers the item's event itself: whatever the bucket's notification did is undone.
     """
     day = f"{scene_id[10:14]}-{scene_id[14:16]}-{scene_id[16:18]}"
-    project = new_project(api, box(15.2, 47.3, 15.8, 47.6), day, day)
+    project = new_project(api, box(*TWN_BBOX), day, day)
     item = scene_item(fixtures_dir, scene_id, "33TWN", day)
     key = stac.parse_item(item).key
     stack.client("s3").put_object(Bucket=get_settings().archive_bucket, Key=key, Body=json.dumps(item))

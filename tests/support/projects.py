@@ -12,6 +12,9 @@ SCENE_BORDER: dict[str, Any] = {
     "type": "Polygon",
     "coordinates": [[[-11.6, 24.6], [-11.2, 24.6], [-11.2, 25.0], [-11.6, 25.0], [-11.6, 24.6]]],
 }
+# A box in tile 33TWN inside the footprint of the v1 sample item (tests/fixtures/stac-items/v1),
+# which the ingest tests make into scenes of other dates.
+TWN_BBOX = (15.2, 47.3, 15.8, 47.6)
 
 
 def box(lon0: float, lat0: float, lon1: float, lat1: float) -> str:

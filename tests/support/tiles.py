@@ -363,3 +363,12 @@ def invoke(
     body = result.get("body", "")
     raw = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
     return result["statusCode"], result.get("headers", {}), raw
+
+
+def assert_names(response: Any, status: int, location: str, name: str) -> None:
+    """Assert a 422 in FastAPI's validation-error shape whose error names one parameter."""
+    assert response.status_code == status, response.text
+    detail = response.json()["detail"]
+    assert isinstance(detail, list) and detail, detail
+    assert all({"loc", "msg", "type"} <= set(error) for error in detail)
+    assert [location, name] in [error["loc"][:2] for error in detail], detail

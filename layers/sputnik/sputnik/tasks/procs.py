@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, UpdateError
+from pynamodb.expressions.condition import Condition
 
 from sputnik import quotas
 from sputnik.errors import NotFound
@@ -30,10 +31,11 @@ class ProcRef:
         """The proc a stage's event names."""
         return cls(int(event["project_id"]), int(event["event_id"]))
 
-    def update(self, actions: list[Any]) -> ProcModel:
-        """Update the record in one UpdateItem, never creating one that is not there; the record after."""
+    def update(self, actions: list[Any], condition: Condition | None = None) -> ProcModel:
+        """Update the record in one UpdateItem if it is there (and `condition` holds); the record after."""
+        exists = ProcModel.event_id.exists()
         proc = ProcModel(self.project_id, self.event_id)
-        proc.update(actions=actions, condition=ProcModel.event_id.exists())
+        proc.update(actions=actions, condition=exists if condition is None else exists & condition)
         return proc
 
 
@@ -131,9 +133,8 @@ def proc_failed(proc: ProcModel, message: str) -> bool:
     if failed is not None:
         i = int(failed.iscript)
         actions += [ProcModel.scripts[i].status.set(DONE), ProcModel.scripts[i].result.set(FATAL)]
-    ended = ProcModel(int(proc.project_id), int(proc.event_id))
     try:
-        ended.update(actions=actions, condition=ProcModel.event_id.exists() & (ProcModel.status != DONE))
+        ended = ProcRef(int(proc.project_id), int(proc.event_id)).update(actions, ProcModel.status != DONE)
     except UpdateError as exc:
         if exc.cause_response_code == "ConditionalCheckFailedException":
             return False

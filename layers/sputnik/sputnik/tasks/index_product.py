@@ -46,7 +46,10 @@ from sputnik.tasks.rgb_product import (
 )
 from sputnik.tiles.gdal import configure_gdal, gdal_env
 
-STRIP_ROWS = 1024  # rows computed at a time: ~45 MB a float32 band for a full-width window
+STRIP_ROWS = 512  # rows computed at a time: ~22 MB a float32 band for a full-width window
+# The clear values (up to 482 MB) share the memory with the strips and GDAL's block cache: a smaller
+# cache than the RGB product's keeps a whole tile's build under 1.5 GB (BENCHMARKS.md).
+INDEX_GDAL_OPTIONS = {**PRODUCT_GDAL_OPTIONS, "GDAL_CACHEMAX": 128 * 1024 * 1024}
 NODATA = math.nan
 CREATION_OPTIONS = {
     "COMPRESS": "DEFLATE",
@@ -86,7 +89,7 @@ def build_index_product(
     with tempfile.TemporaryDirectory(prefix="index-product-") as folder:
         window = Path(folder) / "window.tif"
         output = Path(folder) / "product.tif"
-        with rasterio.Env(**gdal_env(), **PRODUCT_GDAL_OPTIONS):
+        with rasterio.Env(**gdal_env(), **INDEX_GDAL_OPTIONS):
             grid = scene_grid(scene, index.bands, border)
             if grid.width * grid.height > MAX_PIXELS:
                 raise ProductError(f"window of {grid.width} x {grid.height} pixels is over the limit")
@@ -137,9 +140,12 @@ def _write_window(
             kept += found.size
             dst.write(computed, 1, window=window)
             del reflectance, computed, found, clear, inside
+    stats = statistics(values[:kept], clear_pixels, inside_pixels)
+    del values  # before the overviews, which fill GDAL's block cache
+    with rasterio.open(path, "r+") as dst:
         # Averages of the clear pixels only: GDAL leaves nodata out.
         dst.build_overviews(overview_factors(Window(0, 0, grid.width, grid.height)), Resampling.average)
-    return statistics(values[:kept], clear_pixels, inside_pixels)
+    return stats
 
 
 def statistics(values: np.ndarray, clear_pixels: int, inside_pixels: int) -> dict[str, Any]:

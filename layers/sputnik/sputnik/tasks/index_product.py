@@ -58,6 +58,7 @@ CREATION_OPTIONS = {
     "OVERVIEWS": "FORCE_USE_EXISTING",
     "NUM_THREADS": "ALL_CPUS",
 }
+STD_CHUNK = 1 << 22  # values a chunk: 32 MB of float64 deviations
 STATISTICS = ("valid_pixels", "clear_fraction", "mean", "std", "min", "p10", "median", "p90", "max")
 UNWRITABLE = "cannot write the index product"
 
@@ -148,6 +149,15 @@ def _write_window(
     return stats
 
 
+def _std(values: np.ndarray, mean: float) -> float:
+    """Standard deviation (numpy's, ddof 0) in chunks: np.std holds every float64 deviation at once."""
+    squares = 0.0
+    for start in range(0, values.size, STD_CHUNK):
+        deviations = values[start : start + STD_CHUNK].astype(np.float64) - mean
+        squares += float(np.dot(deviations, deviations))
+    return math.sqrt(squares / values.size)
+
+
 def statistics(values: np.ndarray, clear_pixels: int, inside_pixels: int) -> dict[str, Any]:
     """Statistics of an index's clear values (reordered in place); None where there is no clear value.
 
@@ -161,7 +171,7 @@ def statistics(values: np.ndarray, clear_pixels: int, inside_pixels: int) -> dic
     if values.size == 0:
         return stats | dict.fromkeys(STATISTICS[2:])
     mean = float(np.mean(values, dtype=np.float64))
-    std = float(np.std(values, dtype=np.float64))
+    std = _std(values, mean)
     low, high = float(values.min()), float(values.max())
     p10, median, p90 = (float(p) for p in np.percentile(values, [10, 50, 90], overwrite_input=True))
     found = {"mean": mean, "std": std, "min": low, "p10": p10, "median": median, "p90": p90, "max": high}

@@ -1,8 +1,9 @@
 """events/: a sample event per function, and `sputnik invoke` runs each one in the local stack.
 
 The events refer to `make run`'s demo data (user demo; project 1 with generated scenes and proc 1,
-an s2_load_data run; project 2 with the real scene, its RGB product, proc 2 of s2_load_data and proc 3
-of s2_load_meta), so this starts `sputnik local` as a user does and invokes every event through the CLI.
+an s2_load_data run; project 2 with the real scene, its RGB product, proc 2 of s2_load_data, proc 3
+of s2_load_meta and proc 4 of s2_index), so this starts `sputnik local` as a user does and invokes
+every event through the CLI.
 A stage's event is its input as its state machine hands it over; each kind of event has its own check
 of what the function did, and every invocation must publish the function's metrics (it is observed).
 Only the summarise stage needs a setup: it reads a Map run's results, whose key AWS (and the local

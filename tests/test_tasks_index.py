@@ -11,8 +11,7 @@ from sputnik import stac
 from sputnik.models import MetaModel, ProductModel
 from sputnik.settings import get_settings
 from sputnik_tools.local.stack import LocalStack
-from tests.support.tasks import finished, run
-from tests.test_tasks_data import loaded_project
+from tests.support.tasks import DATES, finished, run, tile_project, unannounced_scenes
 
 TILE = "35TLF"  # a tile of its own: GDAL may cache what it read of an archive object
 
@@ -25,7 +24,9 @@ def series(project_id: int, index: str) -> list[ProductModel]:
 def test_s2_index_records_a_cog_and_statistics_per_scene_fails_a_broken_band_and_reruns_in_place(
     stack: LocalStack, api: httpx.Client, tmp_path: Path
 ) -> None:
-    project_id, scenes = loaded_project(stack, api, TILE)
+    project_id = tile_project(api, TILE)
+    scenes = unannounced_scenes(stack, TILE, DATES)
+    assert finished(api, project_id, run(api, "s2_load_meta", project_id))["result"] == "SUCCESS"
     # The scenes whose footprint covers the border (a swath edge may leave one out), oldest first.
     met = sorted((str(m.date), str(m.scene_id)) for m in MetaModel.query(project_id))
     by_date = [scenes[scene_id] for _, scene_id in met]

@@ -141,6 +141,12 @@ def keep_map_results(stack: LocalStack, event_id: int) -> str:
     raise RuntimeError(f"no Map run results of proc {event_id}")
 
 
+def load_index_products(project_id: int) -> str:
+    """Run s2_index (NDVI) on a demo project: each of its scenes gets an index product and statistics."""
+    proc = run_to_end(project_id, "s2_index", "demo NDVI", {"index": "ndvi"})
+    return f"s2_index (NDVI) proc {proc.event_id} on project {project_id}"
+
+
 def load_meta_pull(stack: LocalStack, project_id: int) -> str:
     """Run s2_load_meta on a project, so that the demo has a proc of each task (events/ use them)."""
     proc = run_to_end(project_id, "s2_load_meta", "demo archive pull", {})

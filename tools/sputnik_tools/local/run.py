@@ -31,6 +31,7 @@ def load_demo(stack: LocalStack) -> list[str]:
             f"RGB product {demo.load_rgb_product(stack, ids[1], demo.REAL_SCENE.name)} in project {ids[1]}"
         )
         loaded.append(demo.load_meta_pull(stack, ids[1]))
+        loaded.append(demo.load_index_products(ids[1]))
     loaded.append(
         f"{demo.load_unannounced_scene(stack)} unannounced: s2_load_meta on project {ids[0]} finds it"
     )

@@ -192,7 +192,7 @@ def test_series_is_every_scene_oldest_first_in_one_query(
 def test_min_clear_leaves_out_the_scenes_less_clear(
     client: TestClient, series: dict[str, dict[str, Any]]
 ) -> None:
-    body = client.get(f"/stats/series?project_id={PROJECT}&index=NDVI&min_clear=0.5").json()
+    body = client.get(f"/stats/series?project_id={PROJECT}&index=ndvi&min_clear=0.5").json()
     expected = [r for r in series.values() if r["clear_fraction"] >= 0.5]
     assert body["points"] == expected and 0 < len(expected) < len(series)
 
@@ -228,6 +228,7 @@ def test_an_expression_index_is_accepted_by_its_name(client: TestClient) -> None
     ("query", "where"),
     [
         ("index=ndxi", "index"),
+        ("index=NDVI", "index"),
         ("index=expr-../../x", "index"),
         ("index=", "index"),
         ("index=ndvi&min_clear=-0.1", "min_clear"),
@@ -321,7 +322,7 @@ def rendered(url: str, colormap_name: str, rescale: tuple[float, float]) -> nump
 
 @pytest.mark.parametrize(
     ("query", "colormap_name", "rescale"),
-    [("", "rdylgn", (-1.0, 1.0)), ("?colormap_name=Viridis&rescale=0,0.5", "viridis", (0.0, 0.5))],
+    [("", "rdylgn", (-1.0, 1.0)), ("?colormap_name=viridis&rescale=0,0.5", "viridis", (0.0, 0.5))],
 )
 def test_index_tile_equals_rio_tilers_rendering(
     client: TestClient, series: dict[str, Any], query: str, colormap_name: str, rescale: tuple[float, float]
@@ -346,6 +347,7 @@ def test_an_rgb_product_is_served_as_rgb_tile_serves_it(client: TestClient, seri
     ("query", "where"),
     [
         ("colormap_name=evil", "colormap_name"),
+        ("colormap_name=Viridis", "colormap_name"),
         ("colormap_name=" + "a" * 40, "colormap_name"),
         ("rescale=1,0", "rescale"),
         ("rescale=0,0", "rescale"),
@@ -391,7 +393,7 @@ def test_tile_etag_and_304(client: TestClient, series: dict[str, Any]) -> None:
     [
         ("index=ndvi", "rdylgn", (-1.0, 1.0)),
         ("index=ndwi", "rdbu", (-1.0, 1.0)),
-        ("index=expr-0123456789&colormap_name=Blues&rescale=-0.2,0.8", "blues", (-0.2, 0.8)),
+        ("index=expr-0123456789&colormap_name=blues&rescale=-0.2,0.8", "blues", (-0.2, 0.8)),
     ],
 )
 def test_legend_stops_are_rio_tilers_colormap_over_the_range(

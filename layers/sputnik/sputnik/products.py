@@ -28,8 +28,8 @@ SERIES_COLUMNS = ("date", "scene_id", *STATS)
 # Records one series answer may hold: about 10 years of one tile's scenes at every revisit, many
 # times over; a CSV row is ~120 bytes, so the answer stays far below Lambda's 6 MB.
 MAX_SERIES_ROWS = 20_000
-# What an expression's index is named in product ids (`indices.custom_name`: a hash of the formula).
-CUSTOM_INDEX = re.compile(re.escape(indices.CUSTOM_PREFIX) + r"[0-9a-f]{10}")
+# The index names of product ids: the named ones, and an expression's (`indices.custom_name`, a hash).
+INDEX_PATTERN = "^(" + "|".join(indices.INDICES) + f"|{indices.CUSTOM_PREFIX}[0-9a-f]{{10}})$"
 PRODUCT_NOT_FOUND = "product not found"
 
 ProjectLookup = Callable[[str, int], object]
@@ -45,10 +45,9 @@ class BadIndex(InvalidInput):
 
 
 def index_name(text: str) -> str:
-    """The index a caller named, as product ids spell it (named ones in lower case), or BadIndex."""
-    name = text.strip().lower()
-    if name in indices.INDICES or CUSTOM_INDEX.fullmatch(name):
-        return name
+    """The index a caller named, as product ids spell it, or BadIndex."""
+    if re.fullmatch(INDEX_PATTERN, text):
+        return text
     raise BadIndex(text)
 
 

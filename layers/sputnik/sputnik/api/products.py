@@ -15,6 +15,7 @@ from sputnik.api.common import Caller
 from sputnik.tiles import rgb
 from sputnik.tiles.caching import tile_response
 from sputnik.tiles.products import (
+    COLORMAP_NAMES,
     Styling,
     legend,
     product_extent,
@@ -28,14 +29,16 @@ ProductIdPath = Annotated[str, Path(max_length=256)]
 ColormapName = Annotated[
     str | None,
     Query(
-        max_length=32, description="A colormap of rio-tiler (e.g. rdylgn, viridis); default: the index's own"
+        max_length=32,
+        description="a colormap of rio-tiler (e.g. rdylgn, viridis); default: the index's own",
+        json_schema_extra={"enum": list(COLORMAP_NAMES)},
     ),
 ]
 Rescale = Annotated[
     str | None,
     Query(
         max_length=64,
-        description="min,max: the values drawn at the colormap's ends; default: the index's own",
+        description="min,max: the values at the colormap's two ends (min < max); default: the index's own",
     ),
 ]
 IndexName = Annotated[
@@ -43,7 +46,8 @@ IndexName = Annotated[
     Query(
         max_length=80,
         description="a named index (ndvi, ndwi, ndmi, nbr, evi, savi) or an expression's expr-… name",
-        json_schema_extra={"example": "ndvi"},
+        # Stated for clients; checked by products.index_name, whose 422 names the known indices.
+        json_schema_extra={"pattern": products.INDEX_PATTERN, "example": "ndvi"},
     ),
 ]
 

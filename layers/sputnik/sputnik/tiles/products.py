@@ -60,7 +60,7 @@ def styling(index: str | None, colormap_name: str | None, rescale: str | None) -
     default = default_styling(index)
     name = default.colormap_name
     if colormap_name is not None:
-        name = colormap_name.lower()
+        name = colormap_name
         if name not in COLORMAP_NAMES:
             raise InvalidParameter(
                 QUERY,

@@ -19,10 +19,6 @@ import numpy
 import pytest
 import rasterio
 from fastapi.testclient import TestClient
-from rasterio.enums import Resampling
-from rasterio.io import MemoryFile
-from rio_cogeo.cogeo import cog_translate
-from rio_cogeo.profiles import cog_profiles
 from rio_tiler.colormap import cmap
 from rio_tiler.constants import WGS84_CRS
 from rio_tiler.io import Reader
@@ -30,6 +26,7 @@ from rio_tiler.io import Reader
 from sputnik import auth
 from sputnik.models import ProductModel, ProjectModel
 from tests.conftest import DynamoCalls
+from tests.support.series import real_ndvi, statistics
 from tests.support.tiles import (
     ALICE,
     BOB,
@@ -48,8 +45,6 @@ from tests.support.tiles import (
 
 PROJECT = 1004  # alice's, this module's own: other modules' products stay out of its listings
 Z, X, Y = 9, 239, 219  # over the real scene
-SCENE_DIR = "sentinel-cogs/sentinel-s2-l2a-cogs/29/R/KH/2020/2/" + SCENE
-MASKED_SCL = (0, 1, 3, 8, 9, 10)
 HEADER = "date,scene_id,valid_pixels,clear_fraction,mean,std,min,p10,median,p90,max"
 # Scenes of the series: two on one date, one with no clear pixel, one under a cloud.
 SCENES = [
@@ -64,47 +59,6 @@ SCENES = [
 def index_id(name: str, date: str, scene_id: str) -> str:
     """A product id as the index task writes it."""
     return f"index:{name}:{date}:{scene_id}"
-
-
-def real_ndvi(fixtures_dir: Path, path: Path) -> numpy.ndarray:
-    """Write the real scene's cloud-masked NDVI as a float32 COG (NaN = no data); the array."""
-    folder = fixtures_dir / SCENE_DIR
-    with rasterio.open(folder / "B04.tif") as red_src, rasterio.open(folder / "B08.tif") as nir_src:
-        red, nir = (src.read(1).astype("float32") for src in (red_src, nir_src))
-        profile = red_src.profile
-        with rasterio.open(folder / "SCL.tif") as scl_src:
-            scl = scl_src.read(1, out_shape=red.shape, resampling=Resampling.nearest)
-    with numpy.errstate(divide="ignore", invalid="ignore"):
-        ndvi = (nir - red) / (nir + red)
-    ndvi[(red == 0) | (nir == 0) | numpy.isin(scl, MASKED_SCL) | ~numpy.isfinite(ndvi)] = numpy.nan
-    profile.update(dtype="float32", nodata=numpy.nan, count=1, driver="GTiff")
-    with MemoryFile() as memfile:
-        with memfile.open(**profile) as dst:
-            dst.write(ndvi, 1)
-        with memfile.open() as src:
-            cog_translate(src, str(path), cog_profiles.get("deflate"), in_memory=True, quiet=True)
-    return ndvi
-
-
-def statistics(values: numpy.ndarray, border_pixels: int) -> dict[str, Any]:
-    """The statistics an index record carries, by numpy."""
-    clear = values[numpy.isfinite(values)]
-    if not clear.size:
-        return {"valid_pixels": 0, "clear_fraction": 0.0} | dict.fromkeys(
-            ("mean", "std", "min", "p10", "median", "p90", "max")
-        )
-    p10, median, p90 = numpy.percentile(clear, [10, 50, 90])
-    return {
-        "valid_pixels": int(clear.size),
-        "clear_fraction": clear.size / border_pixels,
-        "mean": float(clear.mean()),
-        "std": float(clear.std()),
-        "min": float(clear.min()),
-        "p10": float(p10),
-        "median": float(median),
-        "p90": float(p90),
-        "max": float(clear.max()),
-    }
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,8 @@ The login is the browser's own Basic-auth prompt (Playwright answers it with `ht
 A screenshot of each test's final state is saved in build/test-artifacts/.
 """
 
+import csv
+import io
 import json
 import re
 from collections.abc import Iterator
@@ -456,3 +458,91 @@ def test_scenes_carry_cloud_cover_and_a_tci_url_that_cog_serves(api: httpx.Clien
     info = api.get("/cog/info", params={"url": meta["tci_url"]})
     assert info.status_code == 200
     assert info.json()["band_descriptions"][0][0] == "b1"
+
+
+# Dates of an NDVI series written beside the real scene's: (date, clear fraction); 2020-02-23 is cloudy.
+SERIES_DATES = [("2020-02-09", 0.92), ("2020-02-19", None), ("2020-02-23", 0.12), ("2020-02-29", 0.81)]
+
+
+def write_ndvi_series(stack: Any, project_id: int) -> list[dict[str, Any]]:
+    """The real scene's NDVI as a COG in the project's products, and records of four dates, one cloudy."""
+    import tempfile
+
+    from sputnik.models import ProductModel
+    from sputnik.settings import get_settings
+    from tests.support.series import real_ndvi, statistics
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "ndvi.tif"
+        real = statistics(real_ndvi(FIXTURES, path), 1)
+        key = f"projects/{project_id}/index/ndvi/{REAL_SCENE}.tif"
+        stack.client("s3").upload_file(str(path), get_settings().products_bucket, key)
+    real["clear_fraction"] = 0.97
+    records = []
+    for date, clear in SERIES_DATES:
+        scene_id = REAL_SCENE.replace("20200219", date.replace("-", ""))
+        stats = real | (
+            {"clear_fraction": clear, "median": real["median"] - 0.1} if clear is not None else {}
+        )
+        product_id = f"index:ndvi:{date}:{scene_id}"
+        ProductModel(
+            project_id,
+            product_id,
+            kind="index",
+            index="ndvi",
+            scene_id=scene_id,
+            date=date,
+            key=key,
+            stats=stats,
+        ).save()
+        records.append({"date": date, "scene_id": scene_id, **stats})
+    return records
+
+
+def test_a_person_charts_an_index_series_shows_a_date_on_the_map_and_downloads_the_csv(
+    visit: Visit, stack: Any
+) -> None:
+    page = visit.page
+    project_id = create_project(page, "Saharan coast", json.dumps(SAHARA), "2020-02-01", "2020-02-29")
+    expect(page.locator("#series-empty")).to_be_visible(timeout=PATIENCE_MS)  # no index product yet
+    records = write_ndvi_series(stack, project_id)
+    page.locator(f'#project-list li[data-project-id="{project_id}"] button').click()
+
+    # The chart: one point per date, the cloudy one counted apart (below the 50 % asked for).
+    chart = page.locator("#series-chart")
+    expect(chart).to_have_attribute("data-dates", str(len(SERIES_DATES)), timeout=PATIENCE_MS)
+    expect(chart).to_have_attribute("data-cloudy", "1")
+    expect(page.locator("#series-index")).to_have_value("ndvi")
+    canvas = chart.locator("canvas")
+    expect(canvas).to_be_visible()
+    drawn = decode_png(canvas.screenshot())[:3]
+    assert drawn.std() > 10  # lines, a band and bars, not a blank canvas
+    expect(page.locator("#series-info")).to_contain_text("less than 50% clear")
+
+    # Clicking the last date shows its NDVI layer through /product/tile, with its legend.
+    over = chart.locator(".u-over")
+    box = over.bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + box["width"] - 1, box["y"] + box["height"] / 2)
+    last = records[-1]
+    expect(chart).to_have_attribute("data-shown", last["date"], timeout=PATIENCE_MS)
+    wait_for_tiles(page)
+    tiles = visit.responses_to(f"/product/tile/{project_id}/")
+    assert tiles and {(t.status, t.headers["content-type"]) for t in tiles} == {(200, "image/png")}
+    assert all("2020-02-29" in t.url for t in tiles)
+    legend = page.locator("#index-legend")
+    expect(legend).to_have_attribute("data-colormap", "rdylgn", timeout=PATIENCE_MS)
+    expect(legend).to_contain_text("-1")
+    expect(page.locator("#series-info")).to_contain_text(last["scene_id"])
+
+    # The CSV: the dates at least as clear as asked, as the records hold them.
+    with page.expect_download() as download:
+        page.locator("#series-csv").click()
+    text = Path(download.value.path()).read_text()
+    rows = list(csv.DictReader(io.StringIO(text)))
+    kept = [r for r in records if r["clear_fraction"] >= 0.5]
+    assert [(r["date"], r["scene_id"]) for r in rows] == [(r["date"], r["scene_id"]) for r in kept]
+    assert [float(r["median"]) for r in rows] == [r["median"] for r in kept]
+    assert download.value.suggested_filename == f"sputnik-project-{project_id}-ndvi.csv"
+    expect(page.locator("#error")).to_be_hidden()
+    visit.shoot("viewer-series")

@@ -117,7 +117,7 @@ class TileJson(BaseModel):
     tilejson: str = "2.2.0"
     name: str
     tiles: list[str]
-    bounds: tuple[float, float, float, float]
+    bounds: list[float] = Field(min_length=4, max_length=4, description="west, south, east, north (lon/lat)")
     minzoom: int
     maxzoom: int
     legend: str | None = Field(None, description="the URL of the legend's stops for this styling")
@@ -220,7 +220,7 @@ def get_tilejson(
     return TileJson(
         name=product_id,
         tiles=[base + path + (f"?{styled}" if styled else "")],
-        bounds=extent.bounds,
+        bounds=list(extent.bounds),
         minzoom=extent.minzoom,
         maxzoom=extent.maxzoom,
         legend=legend_url,

@@ -13,12 +13,13 @@ import hashlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from sputnik.bands import SCL, BandError, band_name
+from sputnik.band_names import SCL, BandError, band_name
 from sputnik.errors import InvalidInput
+
+if TYPE_CHECKING:
+    import numpy as np
 
 MAX_LENGTH = 200  # characters of an expression
 MAX_DEPTH = 24  # operators nested in one another (EVI needs 6)
@@ -44,6 +45,8 @@ class Index:
 
     def compute(self, bands: Mapping[str, np.ndarray]) -> np.ndarray:
         """The index as float32 over arrays of reflectance keyed by archive band name; NaN where undefined."""
+        import numpy as np  # only the stages that compute import numpy; the task API only parses
+
         shape = np.broadcast_shapes(*(np.shape(bands[band]) for band in self.bands))
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             value = np.asarray(_evaluate(self.tree, bands), dtype=np.float32)
@@ -65,6 +68,8 @@ class Index:
 
 def _evaluate(node: Node, bands: Mapping[str, np.ndarray]) -> Any:
     """Value of a checked node (float32 scalars and arrays)."""
+    import numpy as np
+
     if isinstance(node, ast.Constant):
         return np.float32(_number(node.value))
     if isinstance(node, ast.Name):

@@ -4,9 +4,19 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from sputnik.band_names import SCL_CLASSES
 from sputnik.errors import InvalidInput
+from sputnik.indices import INDICES, get_index
 from sputnik.settings import Settings
 
 MAX_SCENE_IDS = 500
@@ -35,6 +45,31 @@ class LoadDataParams(BaseModel):
         if self.scene_ids is not None and self.date is not None:
             raise ValueError("give scene_ids or date, not both")
         return self
+
+
+class IndexParams(LoadDataParams):
+    """Parameters of s2_index: the index (a name or an expression), scenes as s2_load_data, SCL mask."""
+
+    index: str | dict[str, str]
+    mask: list[Annotated[int, Field(ge=min(SCL_CLASSES), le=max(SCL_CLASSES))]] | None = Field(
+        default=None, max_length=len(SCL_CLASSES)
+    )
+
+    @field_validator("index", mode="before")
+    @classmethod
+    def _known_index(cls, value: Any) -> str | dict[str, str]:
+        """A known name (as its canonical name) or `{"expression": ...}` that the parser accepts."""
+        try:
+            index = get_index(value)
+        except InvalidInput as exc:
+            raise ValueError(str(exc)) from exc
+        return index.name if isinstance(value, str) else {"expression": value["expression"]}
+
+    @field_validator("mask")
+    @classmethod
+    def _classes(cls, value: list[int] | None) -> list[int] | None:
+        """Each class once, in order."""
+        return None if value is None else sorted(set(value))
 
 
 @dataclass(frozen=True)
@@ -88,6 +123,17 @@ TASKS: dict[str, Task] = {
             machine_setting="s2_load_data_machine",
             machine="S2LoadDataMachine",
             scripts=("resolve_scenes", "build_product", "summarise"),
+        ),
+        Task(
+            name="s2_index",
+            descr="Compute a spectral index per scene over the project's border, clouds masked, as a "
+            f'COG and statistics (params: {{"index": one of {", ".join(INDICES)} '
+            'or {"expression": "(B08-B04)/(B08+B04)"}, then "scene_ids", "date" or neither as for '
+            's2_load_data, and "mask": the SCL classes to mask, by default 0, 1, 3, 8, 9, 10})',
+            params=IndexParams,
+            machine_setting="s2_index_machine",
+            machine="S2IndexMachine",
+            scripts=("resolve_scenes", "build_index", "summarise"),
         ),
     )
 }

@@ -26,6 +26,7 @@ def load_demo(stack: LocalStack) -> list[str]:
     loaded.append(
         f"RGB product {demo.load_rgb_product(stack, ids[0], 'S2A_33TWL_20210620_0_L2A')} in project {ids[0]}"
     )
+    loaded.append(demo.load_index_series(ids[0]))
     if demo.has_real_scene(stack):
         loaded.append(
             f"RGB product {demo.load_rgb_product(stack, ids[1], demo.REAL_SCENE.name)} in project {ids[1]}"

@@ -26,7 +26,6 @@ def load_demo(stack: LocalStack) -> list[str]:
     loaded.append(
         f"RGB product {demo.load_rgb_product(stack, ids[0], 'S2A_33TWL_20210620_0_L2A')} in project {ids[0]}"
     )
-    loaded.append(demo.load_index_series(ids[0]))
     if demo.has_real_scene(stack):
         loaded.append(
             f"RGB product {demo.load_rgb_product(stack, ids[1], demo.REAL_SCENE.name)} in project {ids[1]}"
@@ -35,6 +34,11 @@ def load_demo(stack: LocalStack) -> list[str]:
     loaded.append(
         f"{demo.load_unannounced_scene(stack)} unannounced: s2_load_meta on project {ids[0]} finds it"
     )
+    # Last, so that the procs before them keep the event ids events/ names; every task has run on
+    # the real scene's project (events/TasksFunction/proc-list.json lists them).
+    loaded.append(demo.load_index_series(ids[0]))
+    if demo.has_real_scene(stack):
+        loaded.append(demo.load_index_series(ids[1]))
     return loaded
 
 

@@ -46,7 +46,10 @@ from sputnik.tasks.rgb_product import (
 )
 from sputnik.tiles.gdal import configure_gdal, gdal_env
 
-STRIP_ROWS = 1024  # rows computed at a time: ~45 MB a float32 band for a full-width window
+STRIP_ROWS = 512  # rows computed at a time: ~22 MB a float32 band for a full-width window
+# The clear values (up to 482 MB) share the memory with the strips and GDAL's block cache: a smaller
+# cache than the RGB product's keeps a whole tile's build under 1.5 GB (BENCHMARKS.md).
+INDEX_GDAL_OPTIONS = {**PRODUCT_GDAL_OPTIONS, "GDAL_CACHEMAX": 128 * 1024 * 1024}
 NODATA = math.nan
 CREATION_OPTIONS = {
     "COMPRESS": "DEFLATE",
@@ -55,6 +58,7 @@ CREATION_OPTIONS = {
     "OVERVIEWS": "FORCE_USE_EXISTING",
     "NUM_THREADS": "ALL_CPUS",
 }
+STD_CHUNK = 1 << 22  # values a chunk: 32 MB of float64 deviations
 STATISTICS = ("valid_pixels", "clear_fraction", "mean", "std", "min", "p10", "median", "p90", "max")
 UNWRITABLE = "cannot write the index product"
 
@@ -86,7 +90,7 @@ def build_index_product(
     with tempfile.TemporaryDirectory(prefix="index-product-") as folder:
         window = Path(folder) / "window.tif"
         output = Path(folder) / "product.tif"
-        with rasterio.Env(**gdal_env(), **PRODUCT_GDAL_OPTIONS):
+        with rasterio.Env(**gdal_env(), **INDEX_GDAL_OPTIONS):
             grid = scene_grid(scene, index.bands, border)
             if grid.width * grid.height > MAX_PIXELS:
                 raise ProductError(f"window of {grid.width} x {grid.height} pixels is over the limit")
@@ -137,9 +141,21 @@ def _write_window(
             kept += found.size
             dst.write(computed, 1, window=window)
             del reflectance, computed, found, clear, inside
+    stats = statistics(values[:kept], clear_pixels, inside_pixels)
+    del values  # before the overviews, which fill GDAL's block cache
+    with rasterio.open(path, "r+") as dst:
         # Averages of the clear pixels only: GDAL leaves nodata out.
         dst.build_overviews(overview_factors(Window(0, 0, grid.width, grid.height)), Resampling.average)
-    return statistics(values[:kept], clear_pixels, inside_pixels)
+    return stats
+
+
+def _std(values: np.ndarray, mean: float) -> float:
+    """Standard deviation (numpy's, ddof 0) in chunks: np.std holds every float64 deviation at once."""
+    squares = 0.0
+    for start in range(0, values.size, STD_CHUNK):
+        deviations = values[start : start + STD_CHUNK].astype(np.float64) - mean
+        squares += float(np.dot(deviations, deviations))
+    return math.sqrt(squares / values.size)
 
 
 def statistics(values: np.ndarray, clear_pixels: int, inside_pixels: int) -> dict[str, Any]:
@@ -155,7 +171,7 @@ def statistics(values: np.ndarray, clear_pixels: int, inside_pixels: int) -> dic
     if values.size == 0:
         return stats | dict.fromkeys(STATISTICS[2:])
     mean = float(np.mean(values, dtype=np.float64))
-    std = float(np.std(values, dtype=np.float64))
+    std = _std(values, mean)
     low, high = float(values.min()), float(values.max())
     p10, median, p90 = (float(p) for p in np.percentile(values, [10, 50, 90], overwrite_input=True))
     found = {"mean": mean, "std": std, "min": low, "p10": p10, "median": median, "p90": p90, "max": high}

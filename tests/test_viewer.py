@@ -214,7 +214,7 @@ def test_a_person_creates_a_project_sees_its_scenes_runs_a_task_and_views_the_pr
     page.locator("#task-form [name=title]").fill("true colour of the February scene")
     polled = len(visit.responses_to("/proc/list"))
     page.locator("#task-form").get_by_role("button", name="Run").click()
-    expect(page.locator("#notice")).to_contain_text("s2_load_data started")
+    expect(page.locator("#notice")).to_contain_text("s2_load_data started", timeout=PATIENCE_MS)
     run = page.locator("#proc-table tbody tr").first
     expect(run).to_have_attribute("data-status", "DONE", timeout=PATIENCE_MS)
     expect(run).to_have_attribute("data-result", "SUCCESS")

@@ -104,6 +104,8 @@ UNSTATED_RULES: dict[tuple[str, str], str] = {
     **{("CogFunction", name): SPLIT for name in ("format", "width", "height")},
     ("CogFunction", "histogram_bins"): "bin edges increase",
     ("CogFunction", "color_formula"): "a color formula is rio-color's small language",
+    ("RgbFunction", "rescale"): "two finite numbers, min below max",
+    ("RgbFunction", "colormap_name"): "a colormap styles single-band products only",
 }
 
 # Operations that answer 2xx to no valid case, with the reason: (function, METHOD, path) -> why.

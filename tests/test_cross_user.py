@@ -180,6 +180,7 @@ ID_FREE: dict[tuple[str, str, str], str] = {
     ("ProjectsFunction", "POST", "/project/new"): "creates a project of the caller's own",
     ("ProjectsFunction", "GET", "/project/list"): "lists only the caller's own projects",
     ("TasksFunction", "GET", "/task/list"): "the tasks anyone may run, the same for everyone",
+    ("RgbFunction", "GET", "/product/legend"): "an index's colormap over a range, the same for everyone",
 }
 # Template routes that no app documents, each id-free: route key -> why.
 UNDOCUMENTED_ID_FREE: dict[str, str] = {

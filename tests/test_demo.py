@@ -36,6 +36,14 @@ def test_demo_data_is_served_as_the_readme_shows(loaded: list[str], demo: httpx.
     ]
     metas = demo.get("/meta/list", params={"project_id": real, "date": "2020-02-19"}).json()["metas"]
     assert [m["scene_id"] for m in metas] == ["S2A_29RKH_20200219_0_L2A"]
+    # The first project's NDVI series, every scene of its three dates, as the README charts it.
+    series = demo.get("/stats/series", params={"project_id": first, "index": "ndvi"}).json()["points"]
+    scenes = [
+        m["scene_id"]
+        for d in ("2021-06-05", "2021-06-20", "2021-07-10")
+        for m in demo.get("/meta/list", params={"project_id": first, "date": d}).json()["metas"]
+    ]
+    assert sorted(p["scene_id"] for p in series) == sorted(scenes) and len(scenes) >= 3
     assert demo.get("/rgb/list", params={"project_id": real}).json() == {
         "product_ids": ["S2A_29RKH_20200219_0_L2A-rgb"]
     }

@@ -347,13 +347,15 @@ def check_build_index(event: Event, result: Any) -> None:
 
 
 def results_of(event: Event) -> tuple[str, list[dict[str, Any]]]:
-    """The demo's Map run for this proc (the one whose items are its scenes): result manifest and outputs."""
+    """The demo's Map run for this proc (its task's, over its scenes): result manifest and outputs."""
     bucket = get_settings().task_bucket
     scenes = sorted(i["scene_id"] for i in read_json(bucket, f"procs/{event['event_id']}/scenes.json"))
     listed = boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix="procs/results/")["Contents"]
     written = [o["Key"] for o in listed if o["Key"].endswith("/manifest.json") and "/demo-" not in o["Key"]]
     for manifest_key in written:  # the ones Step Functions wrote, not the demo's copy
         manifest = read_json(bucket, manifest_key)
+        if f"-{event['task']}/" not in manifest.get("MapRunArn", ""):
+            continue  # another task's run over the same scenes (the demo indexes them too)
         outputs = [
             json.loads(run["Output"])
             for entry in manifest["ResultFiles"]["SUCCEEDED"]

@@ -4,6 +4,8 @@ The login is the browser's own Basic-auth prompt (Playwright answers it with `ht
 A screenshot of each test's final state is saved in build/test-artifacts/.
 """
 
+import csv
+import io
 import json
 import re
 from collections.abc import Iterator
@@ -214,7 +216,7 @@ def test_a_person_creates_a_project_sees_its_scenes_runs_a_task_and_views_the_pr
     page.locator("#task-form [name=title]").fill("true colour of the February scene")
     polled = len(visit.responses_to("/proc/list"))
     page.locator("#task-form").get_by_role("button", name="Run").click()
-    expect(page.locator("#notice")).to_contain_text("s2_load_data started")
+    expect(page.locator("#notice")).to_contain_text("s2_load_data started", timeout=PATIENCE_MS)
     run = page.locator("#proc-table tbody tr").first
     expect(run).to_have_attribute("data-status", "DONE", timeout=PATIENCE_MS)
     expect(run).to_have_attribute("data-result", "SUCCESS")
@@ -458,3 +460,69 @@ def test_scenes_carry_cloud_cover_and_a_tci_url_that_cog_serves(api: httpx.Clien
     info = api.get("/cog/info", params={"url": meta["tci_url"]})
     assert info.status_code == 200
     assert info.json()["band_descriptions"][0][0] == "b1"
+
+
+def test_a_person_charts_an_index_series_shows_a_date_on_the_map_and_downloads_the_csv(
+    visit: Visit, stack: Any
+) -> None:
+    from sputnik.models import ProductModel
+    from sputnik_tools.local.demo import DEMO_PROJECTS
+
+    page = visit.page
+    name, start, end, border = DEMO_PROJECTS[0]  # over the generated scenes: three dates, clouds
+    project_id = create_project(page, name, border, start, end)
+    expect(page.locator("#series-empty")).to_be_visible(timeout=PATIENCE_MS)  # no index product yet
+
+    # The person runs s2_index for NDVI; when the run ends the series appears by itself.
+    page.locator("#task-select").select_option("s2_index")
+    page.locator("#task-form [name=title]").fill("NDVI")
+    page.locator("#task-form [name=params]").fill('{"index": "ndvi"}')
+    page.locator("#task-form").get_by_role("button", name="Run").click()
+    run = page.locator("#proc-table tbody tr").first
+    expect(run).to_have_attribute("data-status", "DONE", timeout=PATIENCE_MS)
+    expect(run).to_have_attribute("data-result", "SUCCESS")
+    made = list(ProductModel.query(project_id, ProductModel.product_id.startswith("index:ndvi:")))
+    records = [{"date": p.date, "scene_id": p.scene_id, **p.stats} for p in made]
+    dates = sorted({r["date"] for r in records})
+    assert len(dates) >= 3, dates
+
+    # The chart: one point per date (its clearest scene), the cloudy ones (below the 50 % asked for) apart.
+    chart = page.locator("#series-chart")
+    expect(chart).to_have_attribute("data-dates", str(len(dates)), timeout=PATIENCE_MS)
+    clearest = [max((r for r in records if r["date"] == d), key=lambda r: r["valid_pixels"]) for d in dates]
+    expect(chart).to_have_attribute("data-cloudy", str(sum(r["clear_fraction"] < 0.5 for r in clearest)))
+    expect(page.locator("#series-index")).to_have_value("ndvi")
+    canvas = chart.locator("canvas")
+    expect(canvas).to_be_visible()
+    drawn = decode_png(canvas.screenshot())[:3]
+    assert drawn.std() > 10  # lines, a band and bars, not a blank canvas
+    expect(page.locator("#series-info")).to_contain_text(f"{len(dates)} dates, {len(records)} scenes")
+
+    # Clicking the last date shows its NDVI layer through /product/tile, with its legend.
+    over = chart.locator(".u-over")
+    box = over.bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + box["width"] - 1, box["y"] + box["height"] / 2)
+    last = records[-1]
+    expect(chart).to_have_attribute("data-shown", dates[-1], timeout=PATIENCE_MS)
+    wait_for_tiles(page)
+    tiles = visit.responses_to(f"/product/tile/{project_id}/")
+    assert tiles and {(t.status, t.headers["content-type"]) for t in tiles} == {(200, "image/png")}
+    assert all(f"{dates[-1]}" in t.url for t in tiles)
+    legend = page.locator("#index-legend")
+    expect(legend).to_have_attribute("data-colormap", "rdylgn", timeout=PATIENCE_MS)
+    expect(legend).to_contain_text("-1")
+    expect(page.locator("#series-info")).to_contain_text(last["scene_id"])
+
+    # The CSV: the dates at least as clear as asked, as the records hold them.
+    with page.expect_download() as download:
+        page.locator("#series-csv").click()
+    text = Path(download.value.path()).read_text()
+    rows = list(csv.DictReader(io.StringIO(text)))
+    kept = [r for r in records if r["clear_fraction"] >= 0.5]
+    assert [(r["date"], r["scene_id"]) for r in rows] == [(r["date"], r["scene_id"]) for r in kept]
+    assert [float(r["median"]) for r in rows] == [r["median"] for r in kept]
+    assert len(kept) > 0
+    assert download.value.suggested_filename == f"sputnik-project-{project_id}-ndvi.csv"
+    expect(page.locator("#error")).to_be_hidden()
+    visit.shoot("viewer-series")

@@ -1,7 +1,8 @@
-// The sputnik map viewer: projects, scenes by date, RGB products and task runs, over the HTTP API.
+// The sputnik map viewer: projects, scenes by date, RGB products, index series and task runs, over the HTTP API.
 import "./viewer.css";
 import { api, query } from "./api.js";
 import { createMap, drawPolygon, fit, setShapes, showBaseLayer, showTiles } from "./map.js";
+import { clearSeries, createSeries, loadProjectSeries } from "./series.js";
 
 const $ = (selector) => document.querySelector(selector);
 const RUNNING = new Set(["WAIT", "NEXT", "RUN"]);
@@ -9,6 +10,19 @@ const REFRESH_MS = 1500;
 
 const state = { project: null, metas: [], procTimer: null, lastParams: "" };
 const view = createMap($("#map"));
+const series = createSeries(
+  view,
+  {
+    panel: $("#series-panel"),
+    empty: $("#series-empty"),
+    index: $("#series-index"),
+    minClear: $("#series-min-clear"),
+    chart: $("#series-chart"),
+    info: $("#series-info"),
+    csv: $("#series-csv"),
+  },
+  (err) => showError(err),
+);
 
 // ---------------------------------------------------------------- messages
 
@@ -74,10 +88,11 @@ async function selectProject(projectId) {
   $("#project-title").textContent = `${project.name} (project ${project.project_id})`;
   $("#project-dates").textContent = `${project.start_date || "any date"} – ${project.end_date || "any date"}`;
   fit(view, setShapes(view.border, [project.border_gj]));
-  await Promise.all([loadDates(), loadProducts(), loadTasks(), loadProcs()]);
+  await Promise.all([loadDates(), loadProducts(), loadTasks(), loadProcs(), loadProjectSeries(series, project)]);
 }
 
 function clearProject() {
+  clearSeries(series);
   state.project = null;
   state.metas = [];
   clearTimeout(state.procTimer);
@@ -275,7 +290,7 @@ async function loadProcs() {
     ),
   );
   const finished = procs.some((p) => before.has(String(p.event_id)) && RUNNING.has(before.get(String(p.event_id))) && !RUNNING.has(p.status));
-  if (finished) await loadProducts(); // a run that just ended may have made products
+  if (finished) await Promise.all([loadProducts(), loadProjectSeries(series, project)]); // a run may have made products
   if (procs.some((p) => RUNNING.has(p.status))) {
     state.procTimer = setTimeout(guarded(loadProcs), REFRESH_MS);
   }

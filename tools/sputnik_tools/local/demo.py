@@ -110,6 +110,12 @@ def load_rgb_product(stack: LocalStack, project_id: int, scene_id: str) -> str:
     return f"{scene_id}-rgb"
 
 
+def load_index_series(project_id: int, index: str = "ndvi") -> str:
+    """Run s2_index on every scene of a demo project, so that its series can be charted at once."""
+    proc = run_to_end(project_id, "s2_index", f"demo {index} series", {"index": index})
+    return f"{index} of {proc.summary.get('succeeded', 0)} scenes (s2_index) in project {project_id}"
+
+
 def results_key(event_id: int) -> str:
     """Where the demo keeps a copy of proc `event_id`'s Map run result manifest."""
     return f"procs/results/demo-{event_id}/manifest.json"

@@ -35,6 +35,11 @@ def load_demo(stack: LocalStack) -> list[str]:
     loaded.append(
         f"{demo.load_unannounced_scene(stack)} unannounced: s2_load_meta on project {ids[0]} finds it"
     )
+    # Last, so that the procs before them keep the event ids events/ names; every task has run on
+    # the real scene's project (events/TasksFunction/proc-list.json lists them).
+    loaded.append(demo.load_index_series(ids[0]))
+    if demo.has_real_scene(stack):
+        loaded.append(demo.load_index_series(ids[1]))
     return loaded
 
 

@@ -1,4 +1,4 @@
-"""The /rgb app: a project's RGB products and their web-mercator tiles."""
+"""The /rgb app: a project's RGB products and their web-mercator tiles; beside them /product and /stats."""
 
 from typing import Annotated
 
@@ -7,6 +7,7 @@ from pydantic import BaseModel
 from starlette.responses import Response
 
 from sputnik.api.common import Caller, add_routes, create_app, prefixed_router
+from sputnik.api.products import add_product_routes
 from sputnik.tiles import rgb
 from sputnik.tiles.caching import tile_response
 from sputnik.tiles.prefix import MountPrefixMiddleware
@@ -43,7 +44,7 @@ def get_tile(
 
 
 def create_rgb_app() -> FastAPI:
-    """Build the /rgb app."""
+    """Build the /rgb app, with /product (every kind, index tiles with a colormap) and /stats/series."""
     app = create_app("sputnik rgb")
     router = prefixed_router(app, PREFIX, ["rgb"])
     router.add_api_route(
@@ -58,5 +59,10 @@ def create_rgb_app() -> FastAPI:
         responses={200: {"content": {"image/png": {}}, "description": "A 256x256 PNG tile."}},
     )
     add_routes(app, router)
-    app.add_middleware(MountPrefixMiddleware, mount=PREFIX)
+    product_router = prefixed_router(app, "/product", ["products"])
+    stats_router = prefixed_router(app, "/stats", ["products"])
+    add_product_routes(product_router, stats_router)
+    add_routes(app, product_router)
+    add_routes(app, stats_router)
+    app.add_middleware(MountPrefixMiddleware, mount=(PREFIX, "/product", "/stats"))
     return app

@@ -4,7 +4,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 
 class MountPrefixMiddleware:
-    """Move whatever precedes the app's mount point in the path into root_path.
+    """Move whatever precedes the app's mount point (one of its mount points) in the path into root_path.
 
     API Gateway (a named stage, a custom domain's mapping key) and the local front pass the path
     as the client sent it, e.g. `/prod/cog/tiles/...`. With `/prod` as root_path, routing sees
@@ -12,9 +12,9 @@ class MountPrefixMiddleware:
     it works when followed as it is.
     """
 
-    def __init__(self, app: ASGIApp, mount: str) -> None:
+    def __init__(self, app: ASGIApp, mount: str | tuple[str, ...]) -> None:
         self.app = app
-        self.mount = mount.rstrip("/")
+        self.mounts = tuple(m.rstrip("/") for m in ((mount,) if isinstance(mount, str) else mount))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Set root_path from the path's prefix, then call the app."""
@@ -22,8 +22,8 @@ class MountPrefixMiddleware:
             path: str = scope["path"]
             root: str = scope.get("root_path", "")
             route = path[len(root) :] if root and path.startswith(root) else path
-            if not (route == self.mount or route.startswith(self.mount + "/")):
-                index = route.find(self.mount + "/")
-                if index > 0:
-                    scope = {**scope, "root_path": root + route[:index]}
+            if not any(route == m or route.startswith(m + "/") for m in self.mounts):
+                found = [i for m in self.mounts if (i := route.find(m + "/")) > 0]
+                if found:
+                    scope = {**scope, "root_path": root + route[: min(found)]}
         await self.app(scope, receive, send)

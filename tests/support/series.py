@@ -1,0 +1,56 @@
+"""Index products for tests: the real scene's cloud-masked NDVI as a COG, and its statistics by numpy."""
+
+from pathlib import Path
+from typing import Any
+
+import numpy
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.io import MemoryFile
+from rio_cogeo.cogeo import cog_translate
+from rio_cogeo.profiles import cog_profiles
+
+SCENE = "S2A_29RKH_20200219_0_L2A"
+SCENE_DIR = "sentinel-cogs/sentinel-s2-l2a-cogs/29/R/KH/2020/2/" + SCENE
+MASKED_SCL = (0, 1, 3, 8, 9, 10)  # no data, defective, cloud shadow, cloud medium/high, cirrus
+
+
+def real_ndvi(fixtures_dir: Path, path: Path) -> numpy.ndarray:
+    """Write the real scene's cloud-masked NDVI as a float32 COG (NaN = no data); the array."""
+    folder = fixtures_dir / SCENE_DIR
+    with rasterio.open(folder / "B04.tif") as red_src, rasterio.open(folder / "B08.tif") as nir_src:
+        red, nir = (src.read(1).astype("float32") for src in (red_src, nir_src))
+        profile = red_src.profile
+        with rasterio.open(folder / "SCL.tif") as scl_src:
+            scl = scl_src.read(1, out_shape=red.shape, resampling=Resampling.nearest)
+    with numpy.errstate(divide="ignore", invalid="ignore"):
+        ndvi = (nir - red) / (nir + red)
+    ndvi[(red == 0) | (nir == 0) | numpy.isin(scl, MASKED_SCL) | ~numpy.isfinite(ndvi)] = numpy.nan
+    profile.update(dtype="float32", nodata=numpy.nan, count=1, driver="GTiff")
+    with MemoryFile() as memfile:
+        with memfile.open(**profile) as dst:
+            dst.write(ndvi, 1)
+        with memfile.open() as src:
+            cog_translate(src, str(path), cog_profiles.get("deflate"), in_memory=True, quiet=True)
+    return ndvi
+
+
+def statistics(values: numpy.ndarray, border_pixels: int) -> dict[str, Any]:
+    """The statistics an index record carries, by numpy."""
+    clear = values[numpy.isfinite(values)]
+    if not clear.size:
+        return {"valid_pixels": 0, "clear_fraction": 0.0} | dict.fromkeys(
+            ("mean", "std", "min", "p10", "median", "p90", "max")
+        )
+    p10, median, p90 = numpy.percentile(clear, [10, 50, 90])
+    return {
+        "valid_pixels": int(clear.size),
+        "clear_fraction": clear.size / border_pixels,
+        "mean": float(clear.mean()),
+        "std": float(clear.std()),
+        "min": float(clear.min()),
+        "p10": float(p10),
+        "median": float(median),
+        "p90": float(p90),
+        "max": float(clear.max()),
+    }

@@ -6,6 +6,7 @@ from fastapi import FastAPI, Path, Query, Request
 from pydantic import BaseModel
 from starlette.responses import Response
 
+from sputnik.api import mosaic
 from sputnik.api.common import Caller, add_routes, create_app, prefixed_router
 from sputnik.tiles import rgb
 from sputnik.tiles.caching import tile_response
@@ -43,7 +44,7 @@ def get_tile(
 
 
 def create_rgb_app() -> FastAPI:
-    """Build the /rgb app."""
+    """Build the /rgb app, which serves the /mosaic routes too (the same tiles' reader and limits)."""
     app = create_app("sputnik rgb")
     router = prefixed_router(app, PREFIX, ["rgb"])
     router.add_api_route(
@@ -58,5 +59,8 @@ def create_rgb_app() -> FastAPI:
         responses={200: {"content": {"image/png": {}}, "description": "A 256x256 PNG tile."}},
     )
     add_routes(app, router)
-    app.add_middleware(MountPrefixMiddleware, mount=PREFIX)
+    mosaic_router = prefixed_router(app, "", ["mosaic"])
+    mosaic.add_mosaic_routes(mosaic_router)
+    add_routes(app, mosaic_router)
+    app.add_middleware(MountPrefixMiddleware, mount=PREFIX, others=(mosaic.PREFIX,))
     return app

@@ -1,5 +1,7 @@
 """Serving the tile apps under a path prefix (API Gateway stages, custom-domain mapping keys)."""
 
+from collections.abc import Sequence
+
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 
@@ -12,9 +14,9 @@ class MountPrefixMiddleware:
     it works when followed as it is.
     """
 
-    def __init__(self, app: ASGIApp, mount: str) -> None:
+    def __init__(self, app: ASGIApp, mount: str, others: Sequence[str] = ()) -> None:
         self.app = app
-        self.mount = mount.rstrip("/")
+        self.mounts = [m.rstrip("/") for m in (mount, *others)]  # an app may serve several
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Set root_path from the path's prefix, then call the app."""
@@ -22,8 +24,8 @@ class MountPrefixMiddleware:
             path: str = scope["path"]
             root: str = scope.get("root_path", "")
             route = path[len(root) :] if root and path.startswith(root) else path
-            if not (route == self.mount or route.startswith(self.mount + "/")):
-                index = route.find(self.mount + "/")
-                if index > 0:
-                    scope = {**scope, "root_path": root + route[:index]}
+            if not any(route == m or route.startswith(m + "/") for m in self.mounts):
+                found = [i for m in self.mounts if (i := route.find(m + "/")) > 0]
+                if found:
+                    scope = {**scope, "root_path": root + route[: min(found)]}
         await self.app(scope, receive, send)

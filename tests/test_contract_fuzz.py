@@ -99,6 +99,7 @@ UNSTATED_RULES: dict[tuple[str, str], str] = {
     **{("CogFunction", name): SPLIT for name in ("format", "width", "height")},
     ("CogFunction", "histogram_bins"): "bin edges increase",
     ("CogFunction", "color_formula"): "a color formula is rio-color's small language",
+    ("RgbFunction", "date"): "a date of the pattern YYYY-MM-DD is also a day of the calendar",
 }
 
 # Operations that answer 2xx to no valid case, with the reason: (function, METHOD, path) -> why.

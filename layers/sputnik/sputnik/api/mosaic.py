@@ -6,7 +6,7 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
-from sputnik.api.common import Caller
+from sputnik.api.common import Caller, error_doc
 from sputnik.tiles import mosaic
 from sputnik.tiles.caching import tile_response
 from sputnik.tiles.urls import ProjectCheck
@@ -14,7 +14,10 @@ from sputnik.tiles.urls import ProjectCheck
 PREFIX = "/mosaic"
 TILE_PATH = "/tile/{project_id}/{date}/{z}/{x}/{y}"
 
-DatePath = Annotated[str, Path(max_length=10, description="the date, as YYYY-MM-DD", examples=["2020-02-19"])]
+DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+DatePath = Annotated[
+    str, Path(pattern=DATE_PATTERN, description="the date, as YYYY-MM-DD", examples=["2020-02-19"])
+]
 MaskQuery = Annotated[
     Literal["clouds"] | None,
     Query(
@@ -64,7 +67,7 @@ def get_tilejson(
     login: Caller,
     owns_project: ProjectCheck,
     project_id: Annotated[int, Query()],
-    date: Annotated[str, Query(max_length=10, description="the date, as YYYY-MM-DD")],
+    date: Annotated[str, Query(pattern=DATE_PATTERN, description="the date, as YYYY-MM-DD")],
     mask: MaskQuery = None,
     tile_format: Annotated[Literal["png", "jpg", "jpeg", "webp"] | None, Query()] = None,
 ) -> MosaicTileJSON:
@@ -88,7 +91,12 @@ def add_mosaic_routes(router: APIRouter) -> None:
         "content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}},
         "description": "A 256x256 tile.",
     }
-    common: dict[str, Any] = {"methods": ["GET"], "response_class": Response, "responses": {200: image}}
+    refused = error_doc("A scene of the date names a file outside the archive")
+    common: dict[str, Any] = {
+        "methods": ["GET"],
+        "response_class": Response,
+        "responses": {200: image, 403: refused},
+    }
     # `{y}.{format}` before `{y}`: the plain form would take `5.png` as y and refuse it.
     router.add_api_route(
         f"{PREFIX}{TILE_PATH}.{{format}}",

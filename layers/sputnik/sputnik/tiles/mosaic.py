@@ -1,11 +1,13 @@
 """Date mosaics: every scene of a project's date merged into one web-mercator tile, clipped to its border.
 
 The scenes of a date are one Query of the meta table (`{date}#{scene_id}` rows). Only the scenes
-whose footprint meets the tile are read, each through the tiler's reader and the archive's URL
-policy, and merged by rio-tiler's `mosaic_reader` with its first-valid method: the least cloudy
-scene first (the record's cloud cover, then the scene id), each pixel from the first scene that
-has it. With the `clouds` mask a scene's pixels whose SCL class is cloudy (`sputnik.bands.CLOUDY_SCL`)
-count as missing, so the next scene fills them. Pixels outside the project's border are transparent.
+whose footprint meets the border on the tile are read, each through the tiler's reader and the
+archive's URL policy, and merged by rio-tiler's `mosaic_reader` with its first-valid method: the
+least cloudy scene first (the record's cloud cover, then the scene id), each pixel from the first
+scene that has it. Scenes are read one after the other and reading stops once every pixel inside
+the border has a value, so a tile the first scene fills costs one scene's reads. With the
+`clouds` mask a scene's pixels whose SCL class is cloudy (`sputnik.bands.CLOUDY_SCL`) count as
+missing, so the next scene fills them. Pixels outside the project's border are transparent.
 """
 
 import functools
@@ -17,6 +19,7 @@ import numpy
 import rasterio
 import shapely
 from morecantile import Tile
+from pynamodb.exceptions import DoesNotExist
 from rasterio.features import geometry_mask
 from rasterio.transform import from_bounds
 from rio_tiler.constants import WEB_MERCATOR_CRS, WEB_MERCATOR_TMS
@@ -42,8 +45,6 @@ TILE_SIZE = 256
 # A tile merges at most this many scenes: a tile meeting more (a low zoom over a project of many
 # MGRS tiles) is refused, so that one request reads a bounded number of datasets. Zoom in instead.
 MAX_SCENES_PER_TILE = 8
-# Scenes read at once: reads wait on S3 more than on the CPU.
-READ_THREADS = 4
 # The zooms a tilejson offers: Sentinel-2's 10 m pixels are z14's (9.6 m at the equator).
 MINZOOM, MAXZOOM = 0, 14
 CLOUDS = "clouds"
@@ -79,9 +80,11 @@ def date_scenes(login: str, project_id: int, date: str, owns_project: ProjectLoo
         MetaModel.date_scene.startswith(f"{day}#"),
         attributes_to_get=["scene_id", "border", "tci_url", "cloud_cover"],
     )
+    # A record without a TCI (written before the catalogue kept one) has nothing to show.
     scenes = [
-        DateScene(row.scene_id, shapely.from_wkb(row.border), row.tci_url or "", row.cloud_cover)
+        DateScene(row.scene_id, shapely.from_wkb(row.border), row.tci_url, row.cloud_cover)
         for row in rows
+        if row.tci_url
     ]
     if not scenes:
         raise NotFound(NO_SCENES)
@@ -99,7 +102,10 @@ class Border:
 @functools.lru_cache(maxsize=64)
 def _border(table: str, host: str | None, project_id: int) -> Border:
     """A project's border (one GetItem; borders never change and project ids are never reused)."""
-    wkt = ProjectModel.get(project_id, attributes_to_get=["border"]).border
+    try:
+        wkt = ProjectModel.get(project_id, attributes_to_get=["border"]).border
+    except DoesNotExist as exc:  # deleted since its owner was checked
+        raise NotFound(f"project {project_id} not found") from exc
     lonlat = geo.from_wkt(wkt).intersection(box(-180, -MERCATOR_LAT, 180, MERCATOR_LAT))
     return Border(lonlat, to_crs(lonlat, WEB_MERCATOR_CRS))
 
@@ -167,12 +173,16 @@ def read_scene(source: Source, x: int, y: int, z: int) -> ImageData:
                 )
             hidden = hidden | numpy.isin(classes.array.filled(0)[0], CLOUDY_SCL)
     image.array.mask = numpy.ma.getmaskarray(image.array) | hidden[numpy.newaxis]
+    # Outside the border counts as done: the mosaic stops once every pixel inside it has a scene's.
+    image.cutline_mask = ~source.inside
     return image
 
 
-def sources(scenes: Sequence[DateScene], tile: Tile, inside: numpy.ndarray, mask: str | None) -> list[Source]:
-    """The scenes that meet the tile, their URLs checked before any is opened; refuse too many."""
-    area = box(*WEB_MERCATOR_TMS.bounds(tile))
+def sources(
+    scenes: Sequence[DateScene], border: Border, tile: Tile, inside: numpy.ndarray, mask: str | None
+) -> list[Source]:
+    """The scenes meeting the border on the tile, URLs checked before any opens; too many are refused."""
+    area = shapely.clip_by_rect(border.lonlat, *WEB_MERCATOR_TMS.bounds(tile))
     meeting = [scene for scene in scenes if scene.footprint.intersects(area)]
     if len(meeting) > MAX_SCENES_PER_TILE:
         raise InvalidParameter(
@@ -207,7 +217,7 @@ def render_mosaic(
     inside = border_inside(border.mercator, tile)
     if not inside.any():
         return empty_tile(img_format), media_type
-    reads = sources(scenes, tile, inside, mask)
+    reads = sources(scenes, border, tile, inside, mask)
     if not reads:
         return empty_tile(img_format), media_type
     try:
@@ -217,7 +227,7 @@ def render_mosaic(
             x,
             y,
             z,
-            threads=min(READ_THREADS, len(reads)),
+            threads=1,  # one scene after the other, so that a tile the first fills reads no other
             allowed_exceptions=(TileOutsideBounds,),
         )
     except EmptyMosaicError:

@@ -34,6 +34,7 @@ from sputnik import auth, geo
 from sputnik.bands import CLOUDY_SCL
 from sputnik.models import MetaModel, ProjectModel
 from sputnik.tiles.mosaic import MAX_SCENES_PER_TILE
+from sputnik.tiles.pool import POOL
 from tests.conftest import DynamoCalls
 from tests.support.tiles import (
     ALICE,
@@ -440,3 +441,15 @@ def test_a_scene_record_without_a_tci_is_left_out(client: TestClient) -> None:
         assert response.status_code == 200 and response.content == before
     finally:
         row.delete()
+
+
+def test_a_tile_the_first_scene_fills_opens_no_other(client: TestClient) -> None:
+    filled = WEB_MERCATOR_TMS.tile(17.99, 45.04, 15)  # inside scene A's data and the border
+    first = rio_tiler_tile(url(ORDER[0]), filled.x, filled.y, filled.z)
+    assert (first.mask == 255).all() and inside_border(filled).all()
+    edge = WEB_MERCATOR_TMS.tile(18.023, 45.04, 14)  # across scene A's east edge, inside scene B
+    for tile, scenes in ((filled, 1), (edge, 2)):
+        POOL.clear()
+        opened = POOL.opened
+        assert client.get(tile_path(tile)).status_code == 200
+        assert POOL.opened - opened == scenes

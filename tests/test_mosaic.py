@@ -364,6 +364,8 @@ def test_another_users_project_an_unknown_one_and_a_date_without_scenes_are_404(
 def test_malformed_date_is_422(client: TestClient, date: str) -> None:
     response = client.get(tile_path(overlap_tiles()[0], date=date))
     assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["path", "date"]
+    tilejson = client.get("/mosaic/tilejson.json", params={"project_id": PROJECT, "date": date})
+    assert tilejson.status_code == 422 and tilejson.json()["detail"][0]["loc"] == ["query", "date"]
 
 
 @pytest.mark.parametrize(

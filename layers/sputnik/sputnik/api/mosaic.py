@@ -72,7 +72,7 @@ def get_tilejson(
     tile_format: Annotated[Literal["png", "jpg", "jpeg", "webp"] | None, Query()] = None,
 ) -> MosaicTileJSON:
     """Return the TileJSON of a date's mosaic: its tile URL (with the same mask) and bounds."""
-    scenes = mosaic.date_scenes(login, project_id, date, owns_project)
+    scenes = mosaic.date_scenes(login, project_id, date, owns_project, where="query")
     border = mosaic.project_border(project_id)
     params = {"project_id": str(project_id), "date": date, "z": "{z}", "x": "{x}", "y": "{y}"}
     if tile_format:

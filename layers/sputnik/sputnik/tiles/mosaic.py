@@ -66,14 +66,19 @@ class DateScene:
     cloud_cover: float | None
 
 
-def date_scenes(login: str, project_id: int, date: str, owns_project: ProjectLookup) -> list[DateScene]:
-    """The scenes of the caller's project on one date, least cloudy first (one Query); NotFound if none."""
+def date_scenes(
+    login: str, project_id: int, date: str, owns_project: ProjectLookup, where: str = PATH
+) -> list[DateScene]:
+    """The scenes of the caller's project on one date, least cloudy first (one Query); NotFound if none.
+
+    `where` is where the request carried the date (a tile's path, a tilejson's query), for its 422.
+    """
     try:
         day = parse_date(date, "date")
     except InvalidInput as exc:
-        raise InvalidParameter(PATH, "date", str(exc)) from exc
+        raise InvalidParameter(where, "date", str(exc)) from exc
     if day is None:
-        raise InvalidParameter(PATH, "date", "date must be a date as YYYY-MM-DD")
+        raise InvalidParameter(where, "date", "date must be a date as YYYY-MM-DD")
     owns_project(login, project_id)
     rows = MetaModel.query(
         project_id,

@@ -247,8 +247,10 @@ def per_tile(counts: list[Counter[str]], tiles: int, key: str) -> float:
 
 
 def main() -> dict[str, float]:
-    """Run the low-zoom comparison, then the tile benchmark, and print their figures."""
-    low_zoom = tiles_lowzoom.main()
+    """Run the low-zoom comparison, the date mosaics, then the tile benchmark, and print their figures."""
+    from bench import tiles_mosaic  # here: it reuses this module's request counting
+
+    low_zoom = tiles_lowzoom.main() | tiles_mosaic.main()
     if importlib.util.find_spec("titiler.application") is None or importlib.util.find_spec("uvicorn") is None:
         print("\ntiles: titiler.application and uvicorn are not installed (`make bench` installs them)")
         return low_zoom

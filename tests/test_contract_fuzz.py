@@ -106,6 +106,7 @@ UNSTATED_RULES: dict[tuple[str, str], str] = {
     ("CogFunction", "color_formula"): "a color formula is rio-color's small language",
     ("RgbFunction", "rescale"): "two finite numbers, min below max",
     ("RgbFunction", "colormap_name"): "a colormap styles single-band products only",
+    ("RgbFunction", "date"): "a date of the pattern YYYY-MM-DD is also a day of the calendar",
 }
 
 # Operations that answer 2xx to no valid case, with the reason: (function, METHOD, path) -> why.

@@ -181,6 +181,21 @@ def wait_for_tiles(page: Page) -> None:
     page.wait_for_timeout(300)  # a frame for the loaded tiles to be drawn
 
 
+def wait_for_imagery(visit: Visit, before: numpy.ndarray, what: str) -> tuple[numpy.ndarray, numpy.ndarray]:
+    """Wait until a layer changed over 30 % of the map from `before`; the map's pixels and which changed.
+
+    Leaflet fades loaded tiles in, so the picture may need a moment after the last response.
+    """
+    for _ in range(40):
+        shown = visit.map_pixels()
+        changed = numpy.any(numpy.abs(shown.astype(int) - before) > 12, axis=-1)
+        if changed.mean() > 0.3:
+            break
+        visit.page.wait_for_timeout(250)
+    assert changed.mean() > 0.3, f"{what} changed only {changed.mean():.0%} of the map"
+    return shown, changed
+
+
 def test_a_person_creates_a_project_sees_its_scenes_runs_a_task_and_views_the_product(
     visit: Visit, front: Any
 ) -> None:
@@ -235,22 +250,27 @@ def test_a_person_creates_a_project_sees_its_scenes_runs_a_task_and_views_the_pr
     assert len(tiles) >= 4
     assert {(t.status, t.headers["content-type"]) for t in tiles} == {(200, "image/png")}
     # The product fills the border, about half of the map here: imagery, not one flat colour.
-    # Leaflet fades loaded tiles in, so the picture may need a moment after the last response.
-    for _ in range(40):
-        shown = visit.map_pixels()
-        changed = numpy.any(numpy.abs(shown.astype(int) - before) > 12, axis=-1)
-        if changed.mean() > 0.3:
-            break
-        page.wait_for_timeout(250)
-    assert changed.mean() > 0.3, f"the RGB layer changed only {changed.mean():.0%} of the map"
+    shown, changed = wait_for_imagery(visit, before, "the RGB layer")
     assert shown[changed].std() > 5
     visit.shoot("viewer-rgb")
 
-    # Any scene's TCI through /cog/tiles, beside the product.
-    row.locator("input[type=checkbox]").check()
+    # The date's layer is its mosaic: one layer of every scene of the date, through /mosaic/tile.
+    product.uncheck()
+    before = visit.map_pixels()
+    page.locator("#mosaic-toggle").check()
     wait_for_tiles(page)
-    cog_tiles = visit.responses_to("/cog/tiles/WebMercatorQuad/")
-    assert cog_tiles and {(t.status, t.headers["content-type"]) for t in cog_tiles} == {(200, "image/png")}
+    mosaic = visit.responses_to(f"/mosaic/tile/{project_id}/2020-02-19/")
+    assert len(mosaic) >= 4 and {(t.status, t.headers["content-type"]) for t in mosaic} == {
+        (200, "image/png")
+    }
+    shown, changed = wait_for_imagery(visit, before, "the date's mosaic")
+    assert shown[changed].std() > 5
+    assert not visit.responses_to("/cog/tiles/")  # no layer per scene
+    # Masking clouds asks for the same tiles with mask=clouds.
+    page.locator("#mosaic-clouds").check()
+    wait_for_tiles(page)
+    masked = [t for t in visit.responses_to("/mosaic/tile/") if t.url.endswith("?mask=clouds")]
+    assert masked and {t.status for t in masked} == {200}
     expect(page.locator("#error")).to_be_hidden()
     page.locator("#proc-table").scroll_into_view_if_needed()  # the finished run in the screenshot
     assert visit.shoot("viewer-final").stat().st_size > 10_000

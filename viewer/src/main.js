@@ -3,12 +3,13 @@ import "./viewer.css";
 import { api, query } from "./api.js";
 import { createMap, drawPolygon, fit, setShapes, showBaseLayer, showTiles } from "./map.js";
 import { clearSeries, createSeries, loadProjectSeries } from "./series.js";
+import { dateMosaic } from "./mosaic.js";
 
 const $ = (selector) => document.querySelector(selector);
 const RUNNING = new Set(["WAIT", "NEXT", "RUN"]);
 const REFRESH_MS = 1500;
 
-const state = { project: null, metas: [], procTimer: null, lastParams: "" };
+const state = { project: null, metas: [], procTimer: null, lastParams: "", mosaicOff: null };
 const view = createMap($("#map"));
 const series = createSeries(
   view,
@@ -91,8 +92,14 @@ async function selectProject(projectId) {
   await Promise.all([loadDates(), loadProducts(), loadTasks(), loadProcs(), loadProjectSeries(series, project)]);
 }
 
+function clearMosaic() {
+  if (state.mosaicOff) state.mosaicOff();
+  state.mosaicOff = null;
+}
+
 function clearProject() {
   clearSeries(series);
+  clearMosaic();
   state.project = null;
   state.metas = [];
   clearTimeout(state.procTimer);
@@ -143,11 +150,8 @@ function cloudText(meta) {
   return meta.cloud_cover === null || meta.cloud_cover === undefined ? "?" : `${Math.round(meta.cloud_cover)} %`;
 }
 
-function tciTiles(meta) {
-  return `cog/tiles/WebMercatorQuad/{z}/{x}/{y}.png?${query({ url: meta.tci_url })}`;
-}
-
 async function loadScenes(date) {
+  clearMosaic();
   view.footprints.clearLayers();
   $("#scene-table tbody").replaceChildren();
   state.metas = [];
@@ -155,19 +159,19 @@ async function loadScenes(date) {
   suggestParams({ date });
   const { metas } = await api(`meta/list?${query({ project_id: state.project.project_id, date })}`);
   state.metas = metas;
-  setShapes(
+  const bounds = setShapes(
     view.footprints,
     metas.map((m) => m.border_gj),
     (i) => `${metas[i].filename} · cloud ${cloudText(metas[i])}`,
   );
   $("#scene-table tbody").replaceChildren(...metas.map(sceneRow));
+  // The date's imagery is one layer, its mosaic; the footprints still show each scene.
+  if (metas.length) {
+    state.mosaicOff = dateMosaic(view, $("#mosaic-controls"), { projectId: state.project.project_id, date, bounds });
+  }
 }
 
 function sceneRow(meta) {
-  const bounds = [
-    [meta.yg0, meta.xg0],
-    [meta.yg1, meta.xg1],
-  ];
   const quicklook = meta.tci_url
     ? element("img", {
         className: "quicklook",
@@ -176,20 +180,12 @@ function sceneRow(meta) {
         src: `cog/preview.png?${query({ url: meta.tci_url, max_size: 96 })}`,
       })
     : element("span", { className: "muted", textContent: "–" });
-  const tci = element("input", {
-    type: "checkbox",
-    title: "show this scene's true-colour image",
-    disabled: !meta.tci_url,
-    onchange: (e) => showTiles(view, `tci:${meta.scene_id}`, tciTiles(meta), e.target.checked, bounds),
-  });
   const row = element("tr", { dataset: { sceneId: meta.scene_id } }, [
     element("td", {}, [quicklook]),
     element("td", { className: "product", textContent: meta.filename, title: meta.scene_id }),
     element("td", { className: "cloud", textContent: cloudText(meta) }),
-    element("td", {}, [tci]),
   ]);
-  row.addEventListener("click", (e) => {
-    if (e.target === tci) return;
+  row.addEventListener("click", () => {
     for (const r of document.querySelectorAll("#scene-table tbody tr")) r.classList.toggle("selected", r === row);
     suggestParams({ scene_ids: [meta.scene_id] });
   });

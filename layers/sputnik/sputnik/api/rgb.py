@@ -6,6 +6,7 @@ from fastapi import FastAPI, Path, Query, Request
 from pydantic import BaseModel
 from starlette.responses import Response
 
+from sputnik.api import mosaic
 from sputnik.api.common import Caller, add_routes, create_app, prefixed_router
 from sputnik.api.products import add_product_routes
 from sputnik.tiles import rgb
@@ -44,7 +45,7 @@ def get_tile(
 
 
 def create_rgb_app() -> FastAPI:
-    """Build the /rgb app, with /product (every kind, index tiles with a colormap) and /stats/series."""
+    """Build the /rgb app, with /product (index tiles with a colormap), /stats/series and /mosaic."""
     app = create_app("sputnik rgb")
     router = prefixed_router(app, PREFIX, ["rgb"])
     router.add_api_route(
@@ -64,5 +65,8 @@ def create_rgb_app() -> FastAPI:
     add_product_routes(product_router, stats_router)
     add_routes(app, product_router)
     add_routes(app, stats_router)
-    app.add_middleware(MountPrefixMiddleware, mount=(PREFIX, "/product", "/stats"))
+    mosaic_router = prefixed_router(app, "", ["mosaic"])
+    mosaic.add_mosaic_routes(mosaic_router)
+    add_routes(app, mosaic_router)
+    app.add_middleware(MountPrefixMiddleware, mount=(PREFIX, "/product", "/stats", mosaic.PREFIX))
     return app

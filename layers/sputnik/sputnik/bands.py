@@ -208,12 +208,21 @@ def grid_problem(src: DatasetReader) -> str | None:
     return None
 
 
+def gdal_path(url: str) -> str:
+    """GDAL's own name of an s3:// URL (/vsis3/), which it reads with the AWS settings it is given.
+
+    For an s3:// URL rasterio builds a boto3 session at every open (60 ms and up, more than the
+    read itself), which a composite of hundreds of scenes would pay for every block.
+    """
+    return "/vsis3/" + url.removeprefix("s3://") if url.startswith("s3://") else url
+
+
 @contextmanager
 def open_band(url: str) -> Iterator[DatasetReader]:
     """Open one band (GeoTIFF only) and check it is a single band in a projected, north-up grid."""
     try:
         # GTiff only: GDAL would otherwise pick a driver from the bytes (a VRT could name any file).
-        src = rasterio.open(url, driver="GTiff")
+        src = rasterio.open(gdal_path(url), driver="GTiff")
     except RasterioError as exc:
         raise BandError("cannot read a band: missing, not a GeoTIFF, corrupt or truncated") from exc
     with src:

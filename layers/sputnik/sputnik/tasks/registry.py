@@ -10,6 +10,8 @@ from sputnik.errors import InvalidInput
 from sputnik.settings import Settings
 
 MAX_SCENE_IDS = 500
+# A composite's period: a year at most (a season's or a year's picture; each scene costs reads).
+MAX_COMPOSITE_DAYS = 366
 SceneId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")]
 
 
@@ -34,6 +36,27 @@ class LoadDataParams(BaseModel):
         """At most one way of choosing scenes."""
         if self.scene_ids is not None and self.date is not None:
             raise ValueError("give scene_ids or date, not both")
+        return self
+
+
+class CompositeParams(BaseModel):
+    """Parameters of s2_composite: the period, the product (rgb or an index), the method, the cloud limit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start_date: dt.date
+    end_date: dt.date
+    product: Literal["rgb", "ndvi"] = "rgb"
+    method: Literal["median", "max_ndvi", "least_cloud"] = "median"
+    max_scene_cloud: float = Field(default=100, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _bounded_period(self) -> "CompositeParams":
+        """end_date on or after start_date, at most MAX_COMPOSITE_DAYS apart."""
+        if self.end_date < self.start_date:
+            raise ValueError("end_date is before start_date")
+        if (self.end_date - self.start_date).days + 1 > MAX_COMPOSITE_DAYS:
+            raise ValueError(f"the period is longer than {MAX_COMPOSITE_DAYS} days")
         return self
 
 
@@ -88,6 +111,16 @@ TASKS: dict[str, Task] = {
             machine_setting="s2_load_data_machine",
             machine="S2LoadDataMachine",
             scripts=("resolve_scenes", "build_product", "summarise"),
+        ),
+        Task(
+            name="s2_composite",
+            descr="Composite Sentinel-2 scenes of a period into one cloud-free picture over the project's "
+            'border, block by block (params: {"start_date", "end_date", "product": "rgb" or an index, '
+            '"method": "median" | "max_ndvi" | "least_cloud", "max_scene_cloud": 0-100})',
+            params=CompositeParams,
+            machine_setting="s2_composite_machine",
+            machine="S2CompositeMachine",
+            scripts=("plan_blocks", "composite_block", "assemble_composite"),
         ),
     )
 }

@@ -1,0 +1,10 @@
+"""Stage function: s2_composite, stage 1: plan the output grid and its blocks."""
+
+from sputnik.coldstart import initialised  # first: init runs without the cyclic GC
+
+# isort: split
+from sputnik.tasks import plan_blocks
+from sputnik.tasks.stage import stage_handler
+
+handler = stage_handler(plan_blocks.run)
+initialised()

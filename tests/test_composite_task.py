@@ -146,3 +146,31 @@ def test_a_block_that_keeps_failing_leaves_the_product_errors_naming_its_extent(
     left, bottom, right, top = failed["bounds"]
     assert 0 < right - left <= 5120 and 0 < top - bottom <= 5120  # at most 512 px of 10 m
     assert temporary_blocks(stack, event_id) == []
+
+
+@pytest.mark.parametrize(
+    ("params", "says"),
+    [
+        ({**PERIOD, "end_date": "2021-06-01"}, "end_date is before start_date"),
+        ({"start_date": "2020-01-01", "end_date": "2021-06-01"}, "longer than 366 days"),
+        ({**PERIOD, "start_date": "2021-02-30"}, "start_date"),
+        ({"end_date": DATES[-1]}, "start_date"),
+        ({**PERIOD, "method": "mean"}, "method"),
+        ({**PERIOD, "product": "../etc"}, "product"),
+        ({**PERIOD, "max_scene_cloud": 101}, "max_scene_cloud"),
+        ({**PERIOD, "max_scene_cloud": -1}, "max_scene_cloud"),
+        ({**PERIOD, "max_scene_cloud": "NaN"}, "max_scene_cloud"),
+        ({**PERIOD, "block_size": 64}, "block_size"),
+        ([DATES[0], DATES[-1]], "JSON object"),
+    ],
+)
+def test_bad_composite_params_are_422_naming_the_problem_and_start_nothing(
+    owner: httpx.Client, loaded: tuple[str, str, int, dict[str, Any]], params: Any, says: str
+) -> None:
+    project_id = loaded[2]
+    before = owner.get("/proc/list", params={"project_id": project_id}).json()
+    body = {"task": "s2_composite", "title": "bad", "project_id": project_id, "params": params}
+    answer = owner.post("/task/run", json=body)
+    assert answer.status_code == 422, answer.text
+    assert says in answer.json()["detail"][0]["msg"]
+    assert owner.get("/proc/list", params={"project_id": project_id}).json() == before

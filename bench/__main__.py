@@ -4,7 +4,7 @@ import logging
 import subprocess
 import sys
 
-BENCHMARKS = ("ingest", "tiles", "tasks", "load", "product", "build")
+BENCHMARKS = ("ingest", "tiles", "tasks", "load", "product", "index", "build")
 
 
 def run(name: str) -> None:

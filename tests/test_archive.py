@@ -25,7 +25,8 @@ BUCKET = "archive-generator-tests"
 TILES = ["33TWN", "33TXN"]
 DATES = ["2021-04-20", "2021-07-27"]
 SIZE = 128
-BANDS = ("TCI", "B02", "B03", "B04", "B08", "SCL")
+BANDS = ("TCI", "B02", "B03", "B04", "B08", "B11", "B12", "SCL")
+HALF = ("B11", "B12", "SCL")  # 20 m in the archive: half the 10 m grid's pixels
 SCENE_REL = "sentinel-s2-l2a-cogs/29/R/KH/2020/2/S2A_29RKH_20200219_0_L2A"
 ESA_NAME = re.compile(r"^S2[AB]_MSIL2A_\d{8}T\d{6}_N\d{4}_R\d{3}_T\d{2}[C-X][A-Z]{2}_\d{8}T\d{6}$")
 
@@ -113,7 +114,7 @@ def test_items_parse_as_v0(s3: Any, archive: list[str]) -> None:
         assert {link["rel"] for link in item["links"]} >= {"self", "canonical"}
         folder = key.rsplit("/", 1)[0]
         assert scene.asset_href("visual") == f"s3://{BUCKET}/{folder}/TCI.tif"
-        for band in ("B02", "B03", "B04", "B08", "SCL"):
+        for band in ("B02", "B03", "B04", "B08", "B11", "B12", "SCL"):
             assert scene.asset_href(band) == f"s3://{BUCKET}/{folder}/{band}.tif"
         assert scene.asset_href("red") == scene.asset_href("B04")
 
@@ -136,7 +137,7 @@ def test_cogs_are_valid_on_the_tile_grid(s3: Any, archive: list[str]) -> None:
             assert profile["nodata"] == 0
             assert profile["tiled"] and profile["blockxsize"] in (256, 512)
             assert info["overviews"]
-            size = SIZE // 2 if name == "SCL" else SIZE
+            size = SIZE // 2 if name in HALF else SIZE
             assert (profile["width"], profile["height"]) == (size, size)
             assert asset["proj:shape"] == [size, size]
             assert asset["proj:transform"][:6] == pytest.approx(list(profile["transform"])[:6])
@@ -179,6 +180,44 @@ def _to_lonlat(geom: Any, epsg: int) -> Any:
 def _mask_polygon_lonlat(mask: np.ndarray, transform: Any, epsg: int) -> Any:
     shapes = rasterio.features.shapes(mask.astype(np.uint8), mask=mask, transform=transform)
     return _to_lonlat(unary_union([shape(geom) for geom, _ in shapes]), epsg)
+
+
+def _scene_band(scene: Any, band: str) -> np.ndarray:
+    """One band of a rendered scene."""
+    return _read(scene.files[f"{scene.item_key.rsplit('/', 1)[0]}/{band}.tif"])[0]
+
+
+def test_numbers_carry_the_baseline_offset_from_2022_01_25_and_the_items_say_so() -> None:
+    before = render_scene(BUCKET, "33TWN", "2022-01-20", size=64)
+    after = render_scene(BUCKET, "33TWN", "2022-01-30", size=64)
+    assert "_N0301_" in before.item["properties"]["sentinel:product_id"]
+    assert "_N0400_" in after.item["properties"]["sentinel:product_id"]
+    old, new = parse_item(before.item), parse_item(after.item)
+    assert old.scaling == {} and old.processing_baseline == "03.01"
+    assert new.scaling["B04"] == pytest.approx((0.0001, -0.1)) and new.scaling["B11"] == pytest.approx(
+        (0.0001, -0.1)
+    )
+    for band in ("B02", "B04", "B08", "B11", "B12"):
+        numbers_before, numbers_after = _scene_band(before, band)[0], _scene_band(after, band)[0]
+        # Valid reflectance is 0.0001-1: numbers 1-10000 before, 1001-11000 after.
+        assert numbers_before[numbers_before > 0].min() >= 1 and numbers_before.max() <= 10000
+        assert numbers_after[numbers_after > 0].min() >= 1001 and numbers_after.max() <= 11000
+
+
+def test_clouds_shadows_and_cirrus_are_classified_and_seen_in_the_tci() -> None:
+    scene = render_scene(BUCKET, "33TWL", "2021-06-05", size=256)
+    scl = _scene_band(scene, "SCL")[0]
+    # The TCI pixel at the centre of each SCL pixel's 2 x 2 block.
+    brightness = _scene_band(scene, "TCI").astype(float).mean(axis=0)[1::2, 1::2]
+    classes = {c: scl == c for c in (3, 4, 5, 6, 8, 9, 10)}
+    assert all(mask.sum() > 50 for c, mask in classes.items() if c != 5), {
+        c: int(m.sum()) for c, m in classes.items()
+    }
+    land = classes[4] | classes[5]
+    # Clouds are white, shadows darker than the land around them, cirrus a brighter haze over it.
+    assert brightness[classes[9]].mean() > 240
+    assert brightness[classes[3]].mean() < 0.7 * brightness[land].mean()
+    assert brightness[classes[10]].mean() > brightness[land].mean()
 
 
 def test_item_geometry_is_the_valid_data_footprint(s3: Any, archive: list[str]) -> None:

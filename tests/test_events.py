@@ -331,6 +331,20 @@ def check_build_product(event: Event, result: Any) -> None:
     assert result["pixels"] > 0
 
 
+def check_build_index(event: Event, result: Any) -> None:
+    scene_id, day = event["item"]["scene_id"], event["item"]["date"]
+    product = ProductModel.get(event["project_id"], f"index:ndvi:{day}:{scene_id}")
+    assert (product.kind, product.index, product.scene_id, product.date) == ("index", "ndvi", scene_id, day)
+    assert product.key == f"projects/{event['project_id']}/index/ndvi/{scene_id}.tif"
+    cog = boto3.client("s3").get_object(Bucket=get_settings().products_bucket, Key=product.key)
+    assert cog["Body"].read(4) in TIFF
+    assert result["bytes_written"] == int(cog["ContentLength"])
+    # The real scene's border meets clear land: some pixels have an NDVI, within its range.
+    stats = product.stats
+    assert 0 < stats["valid_pixels"] <= result["pixels"] and 0 < stats["clear_fraction"] <= 1
+    assert -1 <= stats["min"] <= stats["p10"] <= stats["median"] <= stats["p90"] <= stats["max"] <= 1
+
+
 def results_of(event: Event) -> tuple[str, list[dict[str, Any]]]:
     """The demo's Map run for this proc (the one whose items are its scenes): result manifest and outputs."""
     bucket = get_settings().task_bucket
@@ -406,6 +420,7 @@ CHECKS: dict[str, Callable[[Event, Any], None]] = {
     "ScanMonthFunction": check_scan_month,
     "ResolveScenesFunction": check_resolve_scenes,
     "BuildProductFunction": check_build_product,
+    "BuildIndexFunction": check_build_index,
     "SummariseFunction": check_summarise,
     "RecordFailureFunction": check_record_failure,
 }

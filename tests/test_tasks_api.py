@@ -34,7 +34,7 @@ def executions(stack: LocalStack, task: str) -> list[dict[str, Any]]:
 
 def test_task_list_is_the_task_registry(api: httpx.Client) -> None:
     tasks = api.get("/task/list").json()["tasks"]
-    assert [t["name"] for t in tasks] == ["s2_load_meta", "s2_load_data", "s2_composite"]
+    assert [t["name"] for t in tasks] == ["s2_load_meta", "s2_load_data", "s2_index", "s2_composite"]
     assert all(t["descr"] for t in tasks)
 
 
@@ -67,6 +67,30 @@ def test_task_routes_need_credentials(anon: httpx.Client) -> None:
             "not both",
         ),
         ({"task": "s2_load_data", "title": "t", "params": "everything"}, "JSON object"),
+        ({"task": "s2_index", "title": "t", "params": {}}, "index: Field required"),
+        ({"task": "s2_index", "title": "t", "params": {"index": "ndxx"}}, "unknown index 'ndxx'"),
+        (
+            {
+                "task": "s2_index",
+                "title": "t",
+                "params": {"index": {"expression": "__import__('os').getcwd()"}},
+            },
+            "not a function call",
+        ),
+        (
+            {
+                "task": "s2_index",
+                "title": "t",
+                "params": {"index": {"expression": "(B99 - B04) / (B99 + B04)"}},
+            },
+            "unknown band 'B99'",
+        ),
+        ({"task": "s2_index", "title": "t", "params": {"index": {"expression": "B04 ** 2"}}}, "not '**'"),
+        (
+            {"task": "s2_index", "title": "t", "params": {"index": {"expression": "B04" * 80}}},
+            "longer than 200",
+        ),
+        ({"task": "s2_index", "title": "t", "params": {"index": "ndvi", "mask": [12]}}, "mask.0"),
     ],
 )
 def test_bad_run_is_422_and_creates_nothing(

@@ -1,8 +1,12 @@
 """A Sentinel-2 archive for tests and demos: generated scenes, or real ones copied, in Earth Search layout.
 
 Generated scenes are v0-schema STAC items with real Cloud Optimized GeoTIFFs on each tile's true UTM
-grid (coarse pixels). Their land surface is a function of lon/lat and the seed only, so overlapping
-neighbouring tiles agree; season, clouds and the swath edge change with the date.
+grid (coarse pixels): the TCI, the 10 m bands B02, B03, B04, B08, the 20 m bands B11, B12 and the
+scene classification SCL at half the resolution, as the archive has them. Their land surface is a
+function of lon/lat and the seed only, so overlapping neighbouring tiles agree; season, clouds (with
+their shadows, and thin cirrus) and the swath edge change with the date, and the TCI shows the clouds
+white and their shadows dark where SCL classes them. From processing baseline 04.00 (2022-01-25) the
+digital numbers carry +1000 and the items say so in `raster:bands` (offset -0.1), as real ones do.
 """
 
 from __future__ import annotations
@@ -54,28 +58,41 @@ _BASELINES = (
     (date(2024, 7, 23), "N0511"),
 )
 
-# Surface reflectance (0-1) of the cover types, per band (blue, green, red, nir): typical L2A values.
-_BANDS = ("B02", "B03", "B04", "B08")
-_SOIL = (0.07, 0.095, 0.12, 0.23)
-_CROP = (0.03, 0.07, 0.035, 0.40)
-_FOREST = (0.025, 0.05, 0.03, 0.28)
-_WATER = (0.06, 0.05, 0.03, 0.015)
-_CLOUD = (0.55, 0.56, 0.57, 0.58)
+# Surface reflectance (0-1) of the cover types, per band (blue, green, red, nir, swir16, swir22):
+# typical L2A values.
+_BANDS = ("B02", "B03", "B04", "B08", "B11", "B12")
+_FINE_BANDS = ("B02", "B03", "B04", "B08")  # 10 m; B11 and B12 are 20 m, on SCL's grid
+_SOIL = (0.07, 0.095, 0.12, 0.23, 0.30, 0.24)
+_CROP = (0.03, 0.07, 0.035, 0.40, 0.20, 0.09)
+_FOREST = (0.025, 0.05, 0.03, 0.28, 0.14, 0.06)
+_WATER = (0.06, 0.05, 0.03, 0.015, 0.01, 0.005)
+_CLOUD = (0.55, 0.56, 0.57, 0.58, 0.45, 0.35)
+_CIRRUS = 0.06  # what thin cirrus adds to every band
+_SHADOW = 0.35  # what is left of the surface's reflectance in a cloud's shadow
+_SHADOW_SHIFT_KM = (4.0, 3.0)  # where a cloud's shadow falls from it (the sun in the south-east)
 
 # Scene classification (SCL) codes of ESA's L2A processor that the generator uses.
-SCL_NODATA, SCL_VEGETATION, SCL_BARE, SCL_WATER, SCL_CLOUD_MEDIUM, SCL_CLOUD_HIGH = 0, 4, 5, 6, 8, 9
+SCL_NODATA, SCL_SHADOW, SCL_VEGETATION, SCL_BARE, SCL_WATER = 0, 3, 4, 5, 6
+SCL_CLOUD_MEDIUM, SCL_CLOUD_HIGH, SCL_CIRRUS = 8, 9, 10
+# Baseline 04.00 (from 2022-01-25) adds BOA_ADD_OFFSET = -1000: numbers are reflectance x 10000 + 1000.
+OFFSET_FROM = date(2022, 1, 25)
+BOA_OFFSET = 1000
 
 _EO_BANDS = {
     "B02": {"name": "B02", "common_name": "blue", "center_wavelength": 0.4966, "full_width_half_max": 0.098},
     "B03": {"name": "B03", "common_name": "green", "center_wavelength": 0.56, "full_width_half_max": 0.045},
     "B04": {"name": "B04", "common_name": "red", "center_wavelength": 0.6645, "full_width_half_max": 0.038},
     "B08": {"name": "B08", "common_name": "nir", "center_wavelength": 0.8351, "full_width_half_max": 0.145},
+    "B11": {"name": "B11", "common_name": "swir16", "center_wavelength": 1.6137, "full_width_half_max": 0.14},
+    "B12": {"name": "B12", "common_name": "swir22", "center_wavelength": 2.2024, "full_width_half_max": 0.24},
 }
 _TITLES = {
     "B02": "Band 2 (blue)",
     "B03": "Band 3 (green)",
     "B04": "Band 4 (red)",
     "B08": "Band 8 (nir)",
+    "B11": "Band 11 (swir16)",
+    "B12": "Band 12 (swir22)",
     "SCL": "Scene Classification Map (SCL)",
     "visual": "True color image",
 }
@@ -167,6 +184,12 @@ def _smoothstep(edge0: float, edge1: float, x: FloatArray) -> FloatArray:
     return t * t * (3 - 2 * t)
 
 
+def _shifted(field: FloatArray, east: int, south: int) -> FloatArray:
+    """The field moved `east` columns right and `south` rows down, its edge repeated into the gap."""
+    padded = np.pad(field, ((south, 0), (east, 0)), mode="edge")
+    return padded[: field.shape[0], : field.shape[1]]
+
+
 @dataclass(frozen=True)
 class _Surface:
     """What the sensor sees on one grid: reflectance per band, cloud opacity, classes."""
@@ -202,9 +225,14 @@ def _surface(grid: _Grid, epsg: int, day: date, seed: int, valid: BoolArray) -> 
     crop = ~water & ~forest
     # Clouds belong to the date (one weather field for all tiles); cover varies from clear to overcast.
     cloudiness = np.random.default_rng(_stable_int(seed, "cloudiness", day)).uniform(0.0, 1.0) ** 2
-    cloud_noise = _fractal(u, v, 30.0, 4, _stable_int(seed, "cloud", day))
+    cloud_salt = _stable_int(seed, "cloud", day)
     threshold = 0.78 - 0.45 * cloudiness
-    cloud = _smoothstep(threshold, threshold + 0.12, cloud_noise)
+    cloud = _smoothstep(threshold, threshold + 0.12, _fractal(u, v, 30.0, 4, cloud_salt))
+    # The same clouds a few km away on the ground: their shadows, where no cloud hides them (moved
+    # by whole pixels, the edge repeated: a fractal of its own would double the generator's time).
+    shadow = _shifted(cloud, *(round(km * 1000 / grid.res) for km in _SHADOW_SHIFT_KM)) * (1 - cloud)
+    haze = _fractal(u, v, 40.0, 2, _stable_int(seed, "cirrus", day))
+    cirrus = _smoothstep(0.8 - 0.2 * cloudiness, 0.9, haze)
 
     rng = np.random.default_rng(_stable_int(seed, "texture", grid.minx, grid.maxy, grid.size, day))
     texture = rng.normal(1.0, 0.04, size=x.shape)
@@ -212,12 +240,15 @@ def _surface(grid: _Grid, epsg: int, day: date, seed: int, valid: BoolArray) -> 
     for i, band in enumerate(_BANDS):
         land = _SOIL[i] * (1 - green) + _CROP[i] * green
         surface = np.where(water, _WATER[i], np.where(forest, _FOREST[i], land)) * texture
+        surface = surface * (1 - (1 - _SHADOW) * shadow) + _CIRRUS * cirrus
         seen = surface * (1 - cloud) + _CLOUD[i] * cloud
         reflectance[band] = np.where(valid, seen, 0.0)
 
     scl = np.full(x.shape, SCL_BARE, dtype=np.uint8)
     scl[(crop & (green > 0.35)) | forest] = SCL_VEGETATION
     scl[water] = SCL_WATER
+    scl[shadow > 0.5] = SCL_SHADOW
+    scl[cirrus > 0.5] = SCL_CIRRUS
     scl[cloud > 0.3] = SCL_CLOUD_MEDIUM
     scl[cloud > 0.7] = SCL_CLOUD_HIGH
     scl[~valid] = SCL_NODATA
@@ -359,22 +390,25 @@ def render_scene(bucket: str, tile: str, day: str | date, size: int = 256, seed:
         gx, gy = grid.centres()
         masks[grid] = normal[0] * gx + normal[1] * gy >= offset
     surface = _surface(full, epsg, when, seed, masks[full])
-    scl = _surface(half, epsg, when, seed, masks[half]).scl
+    coarse = _surface(half, epsg, when, seed, masks[half])
+    grids = {b: full if b in _FINE_BANDS else half for b in _BANDS}
 
     valid = masks[full]
-    # Reflectance x 10000 as in L2A; valid pixels never 0, which is nodata.
-    dn = {
-        b: np.where(valid, np.clip(np.rint(r * 10000), 1, 10000), 0).astype(np.uint16)
-        for b, r in surface.reflectance.items()
+    # Reflectance x 10000 as in L2A (+1000 from baseline 04.00); valid pixels never 0, which is nodata.
+    offset = BOA_OFFSET if when >= OFFSET_FROM else 0
+    numbers = {
+        b: np.clip(np.rint((surface if grids[b] is full else coarse).reflectance[b] * 10000), 1, 10000)
+        for b in _BANDS
     }
-    # TCI maps reflectance 0-0.2 (DN 0-2000) to 1-255, as ESA's true-colour image does.
-    tci = np.stack([np.clip(np.rint(dn[b] / 2000 * 255), 1, 255) for b in ("B04", "B03", "B02")])
+    dn = {b: np.where(masks[grids[b]], numbers[b] + offset, 0).astype(np.uint16) for b in _BANDS}
+    # TCI maps reflectance 0-0.2 to 1-255, as ESA's true-colour image does (whatever the baseline).
+    tci = np.stack([np.clip(np.rint(numbers[b] / 2000 * 255), 1, 255) for b in ("B04", "B03", "B02")])
     tci = np.where(valid, tci, 0).astype(np.uint8)
 
     files: dict[str, bytes] = {f"{prefix}TCI.tif": _cog(tci, full, epsg, "average")}
     for b in _BANDS:
-        files[f"{prefix}{b}.tif"] = _cog(dn[b][np.newaxis], full, epsg, "average")
-    files[f"{prefix}SCL.tif"] = _cog(scl[np.newaxis], half, epsg, "nearest")
+        files[f"{prefix}{b}.tif"] = _cog(dn[b][np.newaxis], grids[b], epsg, "average")
+    files[f"{prefix}SCL.tif"] = _cog(coarse.scl[np.newaxis], half, epsg, "nearest")
 
     lon_centre, _ = Transformer.from_crs(epsg, 4326, always_xy=True).transform(
         (minx + maxx) / 2, (miny + maxy) / 2
@@ -398,8 +432,14 @@ def render_scene(bucket: str, tile: str, day: str | date, size: int = 256, seed:
     self_href = f"s3://{bucket}/{key}"
     stamp = (processed + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     assets = {"visual": _asset("visual", f"{href}TCI.tif", full, "overview")}
-    assets |= {b: _asset(b, f"{href}{b}.tif", full, "data") for b in _BANDS}
+    assets |= {b: _asset(b, f"{href}{b}.tif", grids[b], "data") for b in _BANDS}
     assets["SCL"] = _asset("SCL", f"{href}SCL.tif", half, "data")
+    if offset:
+        # As Earth Search's items of baseline 04.00 on: the scale and offset that give reflectance.
+        for b in _BANDS:
+            assets[b]["raster:bands"] = [
+                {"data_type": "uint16", "nodata": 0, "scale": 0.0001, "offset": -offset / 10000}
+            ]
     item: dict[str, Any] = {
         "type": "Feature",
         "stac_version": "1.0.0-beta.2",

@@ -35,45 +35,20 @@ from rasterio.windows import Window
 from shapely.geometry import box, mapping, shape
 from shapely.geometry.base import BaseGeometry
 
+from sputnik.band_names import (  # noqa: F401 (names of bands, light enough for any function)
+    CLOUDY_SCL,
+    REFLECTANCE_BANDS,
+    RESOLUTION,
+    SCL,
+    SCL_CLASSES,
+    V0_TO_V1,
+    BandError,
+    band_name,
+)
 from sputnik.errors import Forbidden, SputnikError
-from sputnik.stac import V0_TO_V1, V1_TO_V0, Scene
+from sputnik.stac import Scene
 from sputnik.tiles.urls import archive_url
 
-# SCL classes masked by default: no data, saturated/defective, cloud shadow, cloud medium and high
-# probability, thin cirrus (ESA's Sentinel-2 L2A scene classification).
-SCL_CLASSES = {
-    0: "no data",
-    1: "saturated or defective",
-    2: "dark area pixels",
-    3: "cloud shadows",
-    4: "vegetation",
-    5: "not vegetated",
-    6: "water",
-    7: "unclassified",
-    8: "cloud medium probability",
-    9: "cloud high probability",
-    10: "thin cirrus",
-    11: "snow",
-}
-CLOUDY_SCL: tuple[int, ...] = (0, 1, 3, 8, 9, 10)
-SCL = "SCL"
-# Native resolution (m) of each L2A band as the archive stores it.
-RESOLUTION = {
-    "B01": 60,
-    "B02": 10,
-    "B03": 10,
-    "B04": 10,
-    "B05": 20,
-    "B06": 20,
-    "B07": 20,
-    "B08": 10,
-    "B8A": 20,
-    "B09": 60,
-    "B11": 20,
-    "B12": 20,
-    SCL: 20,
-}
-REFLECTANCE_BANDS = tuple(band for band in RESOLUTION if band != SCL)
 DEFAULT_SCALE = 1e-4
 BASELINE_OFFSET = -0.1  # reflectance of BOA_ADD_OFFSET (-1000 digital numbers) from baseline 04.00
 BASELINE_CHANGE = "04.00"
@@ -83,21 +58,6 @@ GRID_TOLERANCE = 1e-3  # pixels
 # A source whose blocks are larger (e.g. one 8192 px tile) would make GDAL decode that much for
 # every read: refused before any pixel is read. (GDAL reads a single-strip image row by row.)
 MAX_BLOCK_PIXELS = 4096 * 4096
-
-
-class BandError(SputnikError):
-    """A band cannot be read: missing from the item, outside the archive, unreadable or not a band."""
-
-
-def band_name(name: str) -> str:
-    """The archive's band name (`B04`, `SCL`) for a v0 or v1 name (`B04`, `red`, `scl`)."""
-    upper = name.upper()
-    if upper in RESOLUTION:
-        return upper
-    v0 = V1_TO_V0.get(name.lower())
-    if v0 in RESOLUTION:
-        return str(v0)
-    raise BandError(f"unknown band {name!r}; bands are {', '.join(RESOLUTION)} or their v1 names")
 
 
 def scaling(scene: Scene, band: str) -> tuple[float, float]:
@@ -209,10 +169,10 @@ def grid_problem(src: DatasetReader) -> str | None:
 
 
 def gdal_path(url: str) -> str:
-    """GDAL's own name of an s3:// URL (/vsis3/), which it reads with the AWS settings it is given.
+    """GDAL's own name of an s3:// URL (`/vsis3/bucket/key`), any other path as it is.
 
-    For an s3:// URL rasterio builds a boto3 session at every open (60 ms and up, more than the
-    read itself), which a composite of hundreds of scenes would pay for every block.
+    Opening the s3:// form, rasterio builds a boto3 session first (about 50 ms, four times a scene);
+    GDAL signs its requests itself from the same credentials.
     """
     return "/vsis3/" + url.removeprefix("s3://") if url.startswith("s3://") else url
 

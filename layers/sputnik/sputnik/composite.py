@@ -33,6 +33,7 @@ from shapely.geometry.base import BaseGeometry
 
 from sputnik.bands import Grid, read_reflectance, to_crs
 from sputnik.errors import SputnikError
+from sputnik.indices import INDICES, Index
 from sputnik.stac import Scene
 from sputnik.tiles.gdal import gdal_env
 
@@ -41,7 +42,6 @@ MEDIAN, MAX_NDVI, LEAST_CLOUD = "median", "max_ndvi", "least_cloud"
 METHODS = (MEDIAN, MAX_NDVI, LEAST_CLOUD)
 RGB = "rgb"
 RGB_BANDS = ("B04", "B03", "B02")  # red, green, blue
-NDVI_BANDS = ("B04", "B08")  # red, nir
 # What a worker may hold (bytes): the block function has 2,560 MB; Python, GDAL and its block
 # cache take the rest.
 DEFAULT_MEMORY = 1536 * 1024 * 1024
@@ -96,15 +96,18 @@ def output_bands(product: str) -> tuple[str, ...]:
 
 def read_bands(product: str, method: str) -> tuple[str, ...]:
     """The archive bands a scene is read in for this product and method."""
-    if product == RGB:
-        needed: tuple[str, ...] = RGB_BANDS
-    elif product == "ndvi":
-        needed = NDVI_BANDS
-    else:
-        raise CompositeError(f"unknown product {product!r}")
+    needed = RGB_BANDS if product == RGB else product_index(product).bands
     if method == MAX_NDVI:
-        needed = (*needed, *NDVI_BANDS)
+        needed = (*needed, *INDICES["ndvi"].bands)
     return tuple(dict.fromkeys(needed))
+
+
+def product_index(product: str) -> Index:
+    """The named index a product is (as s2_index names them), else CompositeError."""
+    index = INDICES.get(product)
+    if index is None:
+        raise CompositeError(f"unknown product {product!r}; products are rgb, {', '.join(INDICES)}")
+    return index
 
 
 def utm_crs(border: BaseGeometry) -> CRS:
@@ -190,17 +193,11 @@ def _values(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """One scene on the block: the product's values (bands, rows, cols), where clear, and NDVI (max_ndvi)."""
     read = read_reflectance(scene, read_bands(product, method), grid)
-    ndvi = None
     if product == RGB:
         values = np.stack([read.bands[band] for band in RGB_BANDS])
-    if product == "ndvi" or method == MAX_NDVI:
-        red, nir = read.bands["B04"], read.bands["B08"]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ndvi = ((nir - red) / (nir + red)).astype(np.float32)
-        ndvi[~np.isfinite(ndvi)] = np.nan
-    if product != RGB:
-        assert ndvi is not None
-        values = ndvi[np.newaxis]
+    else:
+        values = product_index(product).compute(read.bands)[np.newaxis]
+    ndvi = INDICES["ndvi"].compute(read.bands) if method == MAX_NDVI else None
     clear = read.clear & ~np.isnan(values).any(axis=0)
     values[:, ~clear] = np.nan
     return values, clear, ndvi

@@ -64,6 +64,7 @@ class Settings:
     # TasksFunction: each task's state machine (Task.machine_setting names the field).
     s2_load_meta_machine: str | None = None
     s2_load_data_machine: str | None = None
+    s2_index_machine: str | None = None
     s2_composite_machine: str | None = None
     # PlanBlocksFunction: bytes a composite's block worker may hold (CompositeBlockFunction's memory).
     composite_block_bytes: str | None = None

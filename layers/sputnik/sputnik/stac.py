@@ -19,6 +19,7 @@ from shapely.geometry import MultiPolygon, Polygon, shape
 from shapely.geometry.base import BaseGeometry
 
 from sputnik import geo
+from sputnik.band_names import V0_TO_V1, V1_TO_V0
 from sputnik.errors import InvalidInput, InvalidItem
 from sputnik.mgrs import normalize_tile
 from sputnik.settings import ARCHIVE_PREFIX
@@ -26,25 +27,6 @@ from sputnik.settings import ARCHIVE_PREFIX
 # Real footprints have 5-30 vertices; a cap keeps a scene's records far below DynamoDB's item limit.
 MAX_FOOTPRINT_VERTICES = 2_000
 
-# v1 asset names -> the v0 names (band ids) that the first sputnik and the archive's files use.
-V1_TO_V0 = {
-    "coastal": "B01",
-    "blue": "B02",
-    "green": "B03",
-    "red": "B04",
-    "rededge1": "B05",
-    "rededge2": "B06",
-    "rededge3": "B07",
-    "nir": "B08",
-    "nir08": "B8A",
-    "nir09": "B09",
-    "swir16": "B11",
-    "swir22": "B12",
-    "scl": "SCL",
-    "aot": "AOT",
-    "wvp": "WVP",
-}
-V0_TO_V1 = {v0: v1 for v1, v0 in V1_TO_V0.items()}
 # Names people use for the true-colour image: the asset is `visual`, its file `TCI.tif`.
 VISUAL_ALIASES = ("visual", "TCI", "tci")
 

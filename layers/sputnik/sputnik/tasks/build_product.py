@@ -8,6 +8,7 @@ from sputnik.catalogue import scene_from_record
 from sputnik.errors import Forbidden
 from sputnik.models import MetaModel, ProductModel, ProjectModel, SceneModel
 from sputnik.settings import get_settings
+from sputnik.stac import Scene
 from sputnik.tasks.failures import StageError
 from sputnik.tasks.rgb_product import build_rgb_product
 from sputnik.tiles.rgb import RGB
@@ -24,19 +25,23 @@ def product_key(project_id: int, scene_id: str) -> str:
     return f"projects/{project_id}/rgb/{product_id(scene_id)}.tif"
 
 
-def run(event: dict[str, Any]) -> dict[str, Any]:
-    """Build the product of the item's scene and record it; what was written."""
-    project_id = int(event["project_id"])
-    item = event.get("item") or {}
+def project_scene(project_id: int, item: dict[str, Any]) -> tuple[Scene, ProjectModel]:
+    """The scene of a Map item (`{scene_id, date}`) and its project; StageError unless it is the project's."""
     scene_id, day = str(item.get("scene_id") or ""), item.get("date")
     try:
         if not day:
             raise DoesNotExist
         MetaModel.get(project_id, f"{day}#{scene_id}")
-        scene = scene_from_record(SceneModel.get(scene_id))
-        project = ProjectModel.get(project_id)
+        return scene_from_record(SceneModel.get(scene_id)), ProjectModel.get(project_id)
     except DoesNotExist as exc:
         raise StageError(f"scene {scene_id} is not among the project's scenes") from exc
+
+
+def run(event: dict[str, Any]) -> dict[str, Any]:
+    """Build the product of the item's scene and record it; what was written."""
+    project_id = int(event["project_id"])
+    scene, project = project_scene(project_id, event.get("item") or {})
+    scene_id = scene.scene_id
     key = product_key(project_id, scene_id)
     try:
         # The href came from an archive item: GDAL opens only what the tiler's URL policy allows.

@@ -4,9 +4,19 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from sputnik.band_names import SCL_CLASSES
 from sputnik.errors import InvalidInput
+from sputnik.indices import INDICES, get_index
 from sputnik.settings import Settings
 
 MAX_SCENE_IDS = 500
@@ -39,6 +49,31 @@ class LoadDataParams(BaseModel):
         return self
 
 
+class IndexParams(LoadDataParams):
+    """Parameters of s2_index: the index (a name or an expression), scenes as s2_load_data, SCL mask."""
+
+    index: str | dict[str, str]
+    mask: list[Annotated[int, Field(ge=min(SCL_CLASSES), le=max(SCL_CLASSES))]] | None = Field(
+        default=None, max_length=len(SCL_CLASSES)
+    )
+
+    @field_validator("index", mode="before")
+    @classmethod
+    def _known_index(cls, value: Any) -> str | dict[str, str]:
+        """A known name (as its canonical name) or `{"expression": ...}` that the parser accepts."""
+        try:
+            index = get_index(value)
+        except InvalidInput as exc:
+            raise ValueError(str(exc)) from exc
+        return index.name if isinstance(value, str) else {"expression": value["expression"]}
+
+    @field_validator("mask")
+    @classmethod
+    def _classes(cls, value: list[int] | None) -> list[int] | None:
+        """Each class once, in order."""
+        return None if value is None else sorted(set(value))
+
+
 class CompositeParams(BaseModel):
     """Parameters of s2_composite: the period, the product (rgb or an index), the method, the cloud limit."""
 
@@ -46,9 +81,18 @@ class CompositeParams(BaseModel):
 
     start_date: dt.date
     end_date: dt.date
-    product: Literal["rgb", "ndvi"] = "rgb"
+    product: str = "rgb"
     method: Literal["median", "max_ndvi", "least_cloud"] = "median"
     max_scene_cloud: float = Field(default=100, ge=0, le=100)
+
+    @field_validator("product")
+    @classmethod
+    def _known_product(cls, value: str) -> str:
+        """Rgb or a named index, as s2_index names them (lower case)."""
+        name = value.strip().lower()
+        if name != "rgb" and name not in INDICES:
+            raise ValueError(f"unknown product {value[:40]!r}; products are rgb, {', '.join(INDICES)}")
+        return name
 
     @model_validator(mode="after")
     def _bounded_period(self) -> "CompositeParams":
@@ -113,9 +157,20 @@ TASKS: dict[str, Task] = {
             scripts=("resolve_scenes", "build_product", "summarise"),
         ),
         Task(
+            name="s2_index",
+            descr="Compute a spectral index per scene over the project's border, clouds masked, as a "
+            f'COG and statistics (params: {{"index": one of {", ".join(INDICES)} '
+            'or {"expression": "(B08-B04)/(B08+B04)"}, then "scene_ids", "date" or neither as for '
+            's2_load_data, and "mask": the SCL classes to mask, by default 0, 1, 3, 8, 9, 10})',
+            params=IndexParams,
+            machine_setting="s2_index_machine",
+            machine="S2IndexMachine",
+            scripts=("resolve_scenes", "build_index", "summarise"),
+        ),
+        Task(
             name="s2_composite",
             descr="Composite Sentinel-2 scenes of a period into one cloud-free picture over the project's "
-            'border, block by block (params: {"start_date", "end_date", "product": "rgb" or an index, '
+            'border, block by block (params: {"start_date", "end_date", "product": "rgb" or an index name, '
             '"method": "median" | "max_ndvi" | "least_cloud", "max_scene_cloud": 0-100})',
             params=CompositeParams,
             machine_setting="s2_composite_machine",

@@ -1,4 +1,4 @@
-"""s2_load_data, stage 1: the scenes to make products of, from the project's meta, as a manifest."""
+"""s2_load_data and s2_index, stage 1: the scenes to make products of, from the project's meta."""
 
 from typing import Any
 
@@ -6,7 +6,7 @@ from sputnik.models import MetaModel
 from sputnik.tasks import procs
 from sputnik.tasks.manifests import write_manifest
 
-TASK, SCRIPT = "s2_load_data", "resolve_scenes"
+SCRIPT = "resolve_scenes"
 
 
 def resolve(project_id: int, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -29,8 +29,9 @@ def resolve(project_id: int, params: dict[str, Any]) -> list[dict[str, Any]]:
 def run(event: dict[str, Any]) -> dict[str, Any]:
     """Write the manifest of scenes; where it is."""
     ref = procs.ProcRef.of(event)
-    procs.script_started(ref, TASK, SCRIPT)
+    task = str(event["task"])  # every task that makes products per scene starts with this stage
+    procs.script_started(ref, task, SCRIPT)
     items = resolve(ref.project_id, dict(event.get("params") or {}))
     manifest = write_manifest(ref.event_id, "scenes", items)
-    procs.script_done(ref, TASK, SCRIPT)
+    procs.script_done(ref, task, SCRIPT)
     return manifest

@@ -95,7 +95,7 @@ def build_rgb_product(source: str, border_wkt: str, destination: str) -> RgbProd
     `source` and `destination` are s3:// URLs or local paths; a destination is overwritten whole.
     """
     configure_gdal()  # the S3 settings the tile functions use (idempotent)
-    border = _border(border_wkt)
+    border = parse_border(border_wkt)
     with tempfile.TemporaryDirectory(prefix="rgb-product-") as folder:
         output = Path(folder) / "product.tif"
         try:
@@ -109,11 +109,11 @@ def build_rgb_product(source: str, border_wkt: str, destination: str) -> RgbProd
         except RasterioError as exc:
             raise ProductError(UNREADABLE) from exc
         size = output.stat().st_size
-        _publish(output, destination)
+        publish(output, destination)
     return RgbProduct(width=int(window.width), height=int(window.height), bytes_written=size)
 
 
-def _border(border_wkt: str) -> BaseGeometry:
+def parse_border(border_wkt: str) -> BaseGeometry:
     """Parse the border WKT; anything but a non-empty (Multi)Polygon is a ProductError."""
     try:
         border = from_wkt(border_wkt)
@@ -213,7 +213,7 @@ def _copy_masked(src: DatasetReader, window: Window, inside: BaseGeometry, path:
         dst.build_overviews(overview_factors(window), Resampling.average)
 
 
-def _publish(path: Path, destination: str) -> None:
+def publish(path: Path, destination: str) -> None:
     """Put the finished file at `destination` in one step: an S3 upload or an atomic rename."""
     if destination.startswith("s3://"):
         bucket, _, key = destination.removeprefix("s3://").partition("/")

@@ -1,0 +1,168 @@
+"""One index product: a scene's spectral index over a project's border, clouds masked: a COG and statistics.
+
+How it is built (figures in BENCHMARKS.md, "Index product"):
+
+- the grid is the scene's own grid of the index's finest band over the border's bounding box (10 m
+  for every named index), so a 10 m band's pixels are its source pixels; 20 m bands and `SCL` are
+  repeated 2 x 2 onto it (`sputnik.bands`);
+- the window is computed in strips of rows: each strip's bands are read as reflectance (the item's
+  scale and offset, so values agree across the 2022 baseline change), the index computed, and
+  every pixel that is not clear (no data, a masked SCL class) or lies outside the border set to
+  nodata. Memory stays at a few strips plus the clear values whatever the window's size;
+- float32 with NaN as nodata, DEFLATE with the floating-point predictor: lossless (clients read the
+  index itself, rescaled by the colormap's range) and the smallest lossless choice measured;
+  average overviews of the clear pixels;
+- statistics are over the clear pixels inside the border with a value: the clear values are kept in
+  one float32 array (4 bytes a pixel at most, 482 MB for a whole tile) so the percentiles are
+  exact (numpy's linear interpolation), computed in place.
+"""
+
+import math
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+from rasterio.enums import Resampling
+from rasterio.errors import RasterioError
+from rasterio.windows import Window
+from shapely.geometry.base import BaseGeometry
+
+from sputnik.bands import CLOUDY_SCL, Grid, read_reflectance, scene_grid
+from sputnik.indices import Index
+from sputnik.stac import Scene
+from sputnik.tasks.rgb_product import (
+    BLOCK_SIZE,
+    MAX_PIXELS,
+    PRODUCT_GDAL_OPTIONS,
+    ProductError,
+    overview_factors,
+    parse_border,
+    publish,
+)
+from sputnik.tiles.gdal import configure_gdal, gdal_env
+
+STRIP_ROWS = 512  # rows computed at a time: ~22 MB a float32 band for a full-width window
+# The clear values (up to 482 MB) share the memory with the strips and GDAL's block cache: a smaller
+# cache than the RGB product's keeps a whole tile's build under 1.5 GB (BENCHMARKS.md).
+INDEX_GDAL_OPTIONS = {**PRODUCT_GDAL_OPTIONS, "GDAL_CACHEMAX": 128 * 1024 * 1024}
+NODATA = math.nan
+CREATION_OPTIONS = {
+    "COMPRESS": "DEFLATE",
+    "PREDICTOR": "3",
+    "BLOCKSIZE": str(BLOCK_SIZE),
+    "OVERVIEWS": "FORCE_USE_EXISTING",
+    "NUM_THREADS": "ALL_CPUS",
+}
+STATISTICS = ("valid_pixels", "clear_fraction", "mean", "std", "min", "p10", "median", "p90", "max")
+UNWRITABLE = "cannot write the index product"
+
+
+@dataclass(frozen=True)
+class IndexProduct:
+    """What was written: the product's size in pixels and bytes, and the statistics of its clear pixels."""
+
+    width: int
+    height: int
+    bytes_written: int
+    stats: dict[str, Any]
+
+
+def build_index_product(
+    scene: Scene,
+    index: Index,
+    border_wkt: str,
+    destination: str,
+    mask: Sequence[int] = CLOUDY_SCL,
+) -> IndexProduct:
+    """Write the COG of the scene's index over the border (lon/lat WKT) to `destination`; its statistics.
+
+    Bands that are missing, outside the archive or unreadable raise BandError; `destination` is an
+    s3:// URL or a local path, overwritten whole.
+    """
+    configure_gdal()  # the S3 settings the tile functions use (idempotent)
+    border = parse_border(border_wkt)
+    with tempfile.TemporaryDirectory(prefix="index-product-") as folder:
+        window = Path(folder) / "window.tif"
+        output = Path(folder) / "product.tif"
+        with rasterio.Env(**gdal_env(), **INDEX_GDAL_OPTIONS):
+            grid = scene_grid(scene, index.bands, border)
+            if grid.width * grid.height > MAX_PIXELS:
+                raise ProductError(f"window of {grid.width} x {grid.height} pixels is over the limit")
+            stats = _write_window(scene, index, grid, border, mask, window)
+            try:
+                rasterio.shutil.copy(str(window), str(output), driver="COG", **CREATION_OPTIONS)
+            except RasterioError as exc:
+                raise ProductError(UNWRITABLE) from exc
+            window.unlink()
+        size = output.stat().st_size
+        publish(output, destination)
+    return IndexProduct(width=grid.width, height=grid.height, bytes_written=size, stats=stats)
+
+
+def _write_window(
+    scene: Scene, index: Index, grid: Grid, border: BaseGeometry, mask: Sequence[int], path: Path
+) -> dict[str, Any]:
+    """Compute the index strip by strip into an uncompressed tiled GeoTIFF with overviews; its statistics."""
+    profile = {
+        "driver": "GTiff",
+        "dtype": "float32",
+        "count": 1,
+        "width": grid.width,
+        "height": grid.height,
+        "crs": grid.crs,
+        "transform": grid.transform,
+        "nodata": NODATA,
+        "tiled": True,
+        "blockxsize": BLOCK_SIZE,
+        "blockysize": BLOCK_SIZE,
+    }
+    # Pages of this array are touched only as clear values arrive: a cloudy scene costs little.
+    values = np.empty(grid.width * grid.height, dtype=np.float32)
+    kept = inside_pixels = clear_pixels = 0
+    with rasterio.open(path, "w", **profile) as dst:
+        for row in range(0, grid.height, STRIP_ROWS):
+            window = Window(0, row, grid.width, min(STRIP_ROWS, grid.height - row))
+            strip = grid.window(window)
+            reflectance = read_reflectance(scene, index.bands, strip, mask)
+            inside = strip.border_mask(border)
+            clear = reflectance.clear & inside
+            computed = index.compute(reflectance.bands)
+            computed[~clear] = np.nan
+            inside_pixels += int(np.count_nonzero(inside))
+            clear_pixels += int(np.count_nonzero(clear))
+            found = computed[~np.isnan(computed)]
+            values[kept : kept + found.size] = found
+            kept += found.size
+            dst.write(computed, 1, window=window)
+            del reflectance, computed, found, clear, inside
+    stats = statistics(values[:kept], clear_pixels, inside_pixels)
+    del values  # before the overviews, which fill GDAL's block cache
+    with rasterio.open(path, "r+") as dst:
+        # Averages of the clear pixels only: GDAL leaves nodata out.
+        dst.build_overviews(overview_factors(Window(0, 0, grid.width, grid.height)), Resampling.average)
+    return stats
+
+
+def statistics(values: np.ndarray, clear_pixels: int, inside_pixels: int) -> dict[str, Any]:
+    """Statistics of an index's clear values (reordered in place); None where there is no clear value.
+
+    clear_fraction is the share of the border's pixels that are clear (valid and not masked by SCL);
+    valid_pixels counts those with an index value (a zero denominator gives none).
+    """
+    stats: dict[str, Any] = {
+        "valid_pixels": int(values.size),
+        "clear_fraction": clear_pixels / inside_pixels if inside_pixels else 0.0,
+    }
+    if values.size == 0:
+        return stats | dict.fromkeys(STATISTICS[2:])
+    mean = float(np.mean(values, dtype=np.float64))
+    std = float(np.std(values, dtype=np.float64))
+    low, high = float(values.min()), float(values.max())
+    p10, median, p90 = (float(p) for p in np.percentile(values, [10, 50, 90], overwrite_input=True))
+    found = {"mean": mean, "std": std, "min": low, "p10": p10, "median": median, "p90": p90, "max": high}
+    return stats | found

@@ -34,6 +34,7 @@ def load_demo(stack: LocalStack) -> list[str]:
     loaded.append(
         f"{demo.load_unannounced_scene(stack)} unannounced: s2_load_meta on project {ids[0]} finds it"
     )
+    loaded.append(demo.load_composite(stack, ids[2]))
     return loaded
 
 

@@ -41,9 +41,8 @@ def contributing(project_id: int, params: dict[str, Any]) -> list[tuple[str, Any
 
 
 def memory() -> int:
-    """Bytes a block worker may hold (the setting, else the library's default)."""
-    value = get_settings().composite_block_bytes
-    return int(value) if value else composite.DEFAULT_MEMORY
+    """Bytes a block worker may hold: SPUTNIK_COMPOSITE_BLOCK_BYTES, which the template gives this stage."""
+    return int(get_settings().value("composite_block_bytes"))
 
 
 def run(event: dict[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """s2_composite end to end through the HTTP front and the local stack: the product, its record, failures."""
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -116,9 +117,10 @@ def test_a_block_that_keeps_failing_leaves_the_product_errors_naming_its_extent(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     api, project_id = owner, loaded[2]
+    bound = os.environ["SPUTNIK_COMPOSITE_BLOCK_BYTES"]
     # Blocks of 512 px (the worker's memory bound set low): the border's box is two of them, north
-    # and south.
-    monkeypatch.setenv("SPUTNIK_COMPOSITE_BLOCK_BYTES", str(512 * 512 * 160))
+    # and south. Set by hand, not by monkeypatch: the settings are read again once it is restored.
+    os.environ["SPUTNIK_COMPOSITE_BLOCK_BYTES"] = str(512 * 512 * 160)
     get_settings.cache_clear()
     # S3 refuses the second block's file every time (botocore does not retry a refusal).
     denied = (403, {"Content-Type": "application/xml"}, ACCESS_DENIED)
@@ -129,7 +131,8 @@ def test_a_block_that_keeps_failing_leaves_the_product_errors_naming_its_extent(
         event_id = run(api, "s2_composite", project_id, params)
         proc = finished(api, project_id, event_id)
     finally:
-        monkeypatch.undo()
+        broken.stop()
+        os.environ["SPUTNIK_COMPOSITE_BLOCK_BYTES"] = bound
         get_settings.cache_clear()
     assert (proc["status"], proc["result"]) == ("DONE", "ERRORS"), proc
     assert [s["result"] for s in proc["scripts"]] == ["SUCCESS", "ERRORS", "SUCCESS"]

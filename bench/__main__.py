@@ -4,7 +4,7 @@ import logging
 import subprocess
 import sys
 
-BENCHMARKS = ("ingest", "tiles", "tasks", "load", "product", "index", "build")
+BENCHMARKS = ("ingest", "tiles", "tasks", "load", "product", "index", "composite", "build")
 
 
 def run(name: str) -> None:

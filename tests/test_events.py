@@ -2,8 +2,8 @@
 
 The events refer to `make run`'s demo data (user demo; project 1 with generated scenes and proc 1,
 an s2_load_data run; project 2 with the real scene, its RGB product, proc 2 of s2_load_data, proc 3
-of s2_load_meta and proc 4 of s2_index), so this starts `sputnik local` as a user does and invokes
-every event through the CLI.
+of s2_load_meta; project 3 with proc 4 of s2_composite; then s2_index on projects 1 and 2), so this
+starts `sputnik local` as a user does and invokes every event through the CLI.
 A stage's event is its input as its state machine hands it over; each kind of event has its own check
 of what the function did, and every invocation must publish the function's metrics (it is observed).
 Only the summarise stage needs a setup: it reads a Map run's results, whose key AWS (and the local
@@ -205,8 +205,9 @@ def check_proc_list(event: Event, data: Any) -> None:
     listed = [p["event_id"] for p in data["procs"]]
     assert listed == [int(p.event_id) for p in ProcModel.query(project_id, scan_index_forward=False)]
     assert listed == sorted(listed, reverse=True)
-    # The demo ran each task once on this project.
-    assert sorted(p["task"] for p in data["procs"]) == sorted(TASKS)
+    # The demo ran s2_load_data, s2_load_meta and s2_index once on this project (s2_composite, elsewhere).
+    assert sorted(p["task"] for p in data["procs"]) == ["s2_index", "s2_load_data", "s2_load_meta"]
+    assert {p["task"] for p in data["procs"]} <= set(TASKS)
     assert all(p["scripts"] and p["ctime"] for p in data["procs"])
 
 
@@ -385,6 +386,70 @@ def check_summarise(event: Event, result: Any) -> None:
     assert script(proc, "summarise") == (procs.DONE, procs.SUCCESS)
 
 
+def check_plan_blocks(event: Event, result: Any) -> None:
+    items = read_json(result["bucket"], result["key"])
+    assert (result["key"], result["count"]) == (f"procs/{event['event_id']}/blocks.json", len(items))
+    params = event["params"]
+    held = {
+        m.scene_id
+        for m in MetaModel.query(
+            event["project_id"],
+            MetaModel.date_scene.between(f"{params['start_date']}#", f"{params['end_date']}#~"),
+        )
+    }
+    assert result["scenes"] == len(held) > 0 and result["grid"]["crs"].startswith("EPSG:326")
+    assert items and all(set(item["scenes"]) <= held for item in items)
+    # The blocks tile the grid: their pixels add up to the grid's (this border's box is one block).
+    assert (
+        sum(i["window"][2] * i["window"][3] for i in items)
+        == result["grid"]["width"] * result["grid"]["height"]
+    )
+    proc = procs.get_proc(procs.ProcRef.of(event))
+    assert script(proc, "plan_blocks") == (procs.DONE, procs.SUCCESS)
+
+
+def check_composite_block(event: Event, result: Any) -> None:
+    assert result["key"] == f"tmp/composite/{event['event_id']}/block-{event['item']['block']:05d}.tif"
+    block = boto3.client("s3").get_object(Bucket=get_settings().products_bucket, Key=result["key"])
+    assert block["Body"].read(4) in TIFF
+    assert (
+        0 < result["observed"] <= result["pixels"] <= event["item"]["window"][2] * event["item"]["window"][3]
+    )
+    assert result["count_max"] <= len(event["item"]["scenes"])
+
+
+def blocks_made_again(event: Event) -> None:
+    """The demo's assembly deleted its blocks: the proc's blocks are reduced again, as its Map did."""
+    from sputnik.tasks import composite_block
+
+    for item in read_json(event["plan"]["bucket"], event["plan"]["key"]):
+        composite_block.run(
+            {
+                **{k: event[k] for k in ("event_id", "project_id", "params")},
+                "grid": event["plan"]["grid"],
+                "item": item,
+            }
+        )
+
+
+def check_assemble_composite(event: Event, result: Any) -> None:
+    params = event["params"]
+    product_id = "composite:{product}:{method}:{start_date}:{end_date}".format(**params)
+    assert (result["result"], result["product_id"], result["failed"]) == (procs.SUCCESS, product_id, 0)
+    product = ProductModel.get(event["project_id"], product_id)
+    assert product.kind == "composite" and product.details["scenes"] == event["plan"]["scenes"]
+    coverage = product.details["coverage"]
+    assert 0 < coverage["observed_fraction"] <= 1 and coverage["min_count"] <= coverage["max_count"]
+    cog = boto3.client("s3").get_object(Bucket=get_settings().products_bucket, Key=product.key)
+    assert cog["Body"].read(4) in TIFF and result["bytes_written"] == int(cog["ContentLength"])
+    left = boto3.client("s3").list_objects_v2(
+        Bucket=get_settings().products_bucket, Prefix=f"tmp/composite/{event['event_id']}/"
+    )
+    assert left["KeyCount"] == 0
+    proc = procs.get_proc(procs.ProcRef.of(event))
+    assert (proc.status, proc.result) == (procs.DONE, procs.SUCCESS)
+
+
 def check_record_failure(event: Event, result: Any) -> None:
     assert (result["result"], result["procs_failed"]) == (procs.FATAL, 1)
     message = result["message"]
@@ -415,6 +480,7 @@ def a_stage_runs(event: Event) -> None:
 SETUPS: dict[str, Callable[[Event], None]] = {
     "RecordFailureFunction": a_stage_runs,
     "ReconcileFunction": a_stage_runs,
+    "AssembleCompositeFunction": blocks_made_again,
 }
 CHECKS: dict[str, Callable[[Event, Any], None]] = {
     "ReconcileFunction": check_reconcile,
@@ -426,6 +492,9 @@ CHECKS: dict[str, Callable[[Event, Any], None]] = {
     "BuildIndexFunction": check_build_index,
     "SummariseFunction": check_summarise,
     "RecordFailureFunction": check_record_failure,
+    "PlanBlocksFunction": check_plan_blocks,
+    "CompositeBlockFunction": check_composite_block,
+    "AssembleCompositeFunction": check_assemble_composite,
 }
 
 

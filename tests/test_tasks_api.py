@@ -34,7 +34,7 @@ def executions(stack: LocalStack, task: str) -> list[dict[str, Any]]:
 
 def test_task_list_is_the_task_registry(api: httpx.Client) -> None:
     tasks = api.get("/task/list").json()["tasks"]
-    assert [t["name"] for t in tasks] == ["s2_load_meta", "s2_load_data", "s2_index"]
+    assert [t["name"] for t in tasks] == ["s2_load_meta", "s2_load_data", "s2_index", "s2_composite"]
     assert all(t["descr"] for t in tasks)
 
 

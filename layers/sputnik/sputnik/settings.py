@@ -65,6 +65,9 @@ class Settings:
     s2_load_meta_machine: str | None = None
     s2_load_data_machine: str | None = None
     s2_index_machine: str | None = None
+    s2_composite_machine: str | None = None
+    # PlanBlocksFunction: bytes a composite's block worker may hold (CompositeBlockFunction's memory).
+    composite_block_bytes: str | None = None
 
     @classmethod
     def stack_wide(cls) -> tuple[str, ...]:

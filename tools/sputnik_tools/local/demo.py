@@ -27,7 +27,11 @@ def _square(lon0: float, lat0: float, lon1: float, lat1: float) -> str:
 DEMO_PROJECTS = [
     ("Pannonian fields", "2021-06-01", "2021-07-31", _square(15.9, 45.3, 16.3, 45.6)),
     ("Saharan coast (real scene)", "2020-02-01", "2020-02-29", _square(-11.6, 24.6, -11.2, 25.0)),
+    # Small, for a composite that `make run` makes in seconds.
+    ("Pannonian village", "2021-06-01", "2021-07-31", _square(16.0, 45.4, 16.04, 45.43)),
 ]
+# The demo composite: every scene of the village's dates, their median.
+DEMO_COMPOSITE = {"start_date": "2021-06-01", "end_date": "2021-07-31", "product": "rgb", "method": "median"}
 
 
 def has_real_scene(stack: LocalStack) -> bool:
@@ -157,3 +161,27 @@ def load_meta_pull(stack: LocalStack, project_id: int) -> str:
     """Run s2_load_meta on a project, so that the demo has a proc of each task (events/ use them)."""
     proc = run_to_end(project_id, "s2_load_meta", "demo archive pull", {})
     return f"s2_load_meta proc {proc.event_id} on project {project_id}"
+
+
+def load_composite(stack: LocalStack, project_id: int) -> str:
+    """Run s2_composite on a project and keep its Map run's results where events/ expects them."""
+    proc = run_to_end(project_id, "s2_composite", "demo composite", DEMO_COMPOSITE)
+    s3, bucket = stack.client("s3"), get_settings().task_bucket
+
+    def read(key: str) -> Any:
+        return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+    # The Map run whose children made this proc's blocks (each one's output names the block's key).
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="procs/results/")
+    for key in (o["Key"] for page in pages for o in page.get("Contents", [])):
+        if not key.endswith("/manifest.json") or key.startswith("procs/results/demo-"):
+            continue
+        files = read(key)["ResultFiles"].get("SUCCEEDED", [])
+        outputs = [json.loads(run["Output"]) for entry in files for run in read(entry["Key"])]
+        prefix = f"tmp/composite/{proc.event_id}/"
+        if outputs and all(str(o.get("key", "")).startswith(prefix) for o in outputs):
+            copy = {"Bucket": bucket, "Key": key}
+            s3.copy_object(Bucket=bucket, Key=results_key(int(proc.event_id)), CopySource=copy)
+            made = "composite:{product}:{method}:{start_date}:{end_date}".format(**DEMO_COMPOSITE)
+            return f"{made} of project {project_id} (s2_composite proc {proc.event_id})"
+    raise RuntimeError(f"no Map run results of proc {proc.event_id}")

@@ -31,12 +31,12 @@ def load_demo(stack: LocalStack) -> list[str]:
             f"RGB product {demo.load_rgb_product(stack, ids[1], demo.REAL_SCENE.name)} in project {ids[1]}"
         )
         loaded.append(demo.load_meta_pull(stack, ids[1]))
-        loaded.append(demo.load_index_products(ids[1]))
     loaded.append(
         f"{demo.load_unannounced_scene(stack)} unannounced: s2_load_meta on project {ids[0]} finds it"
     )
-    # Last, so that the procs before them keep the event ids events/ names; every task has run on
-    # the real scene's project (events/TasksFunction/proc-list.json lists them).
+    loaded.append(demo.load_composite(stack, ids[2]))
+    # Last, so that the procs before them keep the event ids events/ names (procs 1 and 2 of
+    # s2_load_data, 3 of s2_load_meta, 4 of s2_composite): an index series on both projects with scenes.
     loaded.append(demo.load_index_series(ids[0]))
     if demo.has_real_scene(stack):
         loaded.append(demo.load_index_series(ids[1]))

@@ -20,6 +20,8 @@ from sputnik.indices import INDICES, get_index
 from sputnik.settings import Settings
 
 MAX_SCENE_IDS = 500
+# A composite's period: a year at most (a season's or a year's picture; each scene costs reads).
+MAX_COMPOSITE_DAYS = 366
 SceneId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")]
 
 
@@ -70,6 +72,36 @@ class IndexParams(LoadDataParams):
     def _classes(cls, value: list[int] | None) -> list[int] | None:
         """Each class once, in order."""
         return None if value is None else sorted(set(value))
+
+
+class CompositeParams(BaseModel):
+    """Parameters of s2_composite: the period, the product (rgb or an index), the method, the cloud limit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start_date: dt.date
+    end_date: dt.date
+    product: str = "rgb"
+    method: Literal["median", "max_ndvi", "least_cloud"] = "median"
+    max_scene_cloud: float = Field(default=100, ge=0, le=100)
+
+    @field_validator("product")
+    @classmethod
+    def _known_product(cls, value: str) -> str:
+        """Rgb or a named index, as s2_index names them (lower case)."""
+        name = value.strip().lower()
+        if name != "rgb" and name not in INDICES:
+            raise ValueError(f"unknown product {value[:40]!r}; products are rgb, {', '.join(INDICES)}")
+        return name
+
+    @model_validator(mode="after")
+    def _bounded_period(self) -> "CompositeParams":
+        """end_date on or after start_date, at most MAX_COMPOSITE_DAYS apart."""
+        if self.end_date < self.start_date:
+            raise ValueError("end_date is before start_date")
+        if (self.end_date - self.start_date).days + 1 > MAX_COMPOSITE_DAYS:
+            raise ValueError(f"the period is longer than {MAX_COMPOSITE_DAYS} days")
+        return self
 
 
 @dataclass(frozen=True)
@@ -134,6 +166,16 @@ TASKS: dict[str, Task] = {
             machine_setting="s2_index_machine",
             machine="S2IndexMachine",
             scripts=("resolve_scenes", "build_index", "summarise"),
+        ),
+        Task(
+            name="s2_composite",
+            descr="Composite Sentinel-2 scenes of a period into one cloud-free picture over the project's "
+            'border, block by block (params: {"start_date", "end_date", "product": "rgb" or an index name, '
+            '"method": "median" | "max_ndvi" | "least_cloud", "max_scene_cloud": 0-100})',
+            params=CompositeParams,
+            machine_setting="s2_composite_machine",
+            machine="S2CompositeMachine",
+            scripts=("plan_blocks", "composite_block", "assemble_composite"),
         ),
     )
 }

@@ -254,6 +254,9 @@ BAD_PARAMETERS = [
     (f"/cog/statistics?{TCI_QUERY}&histogram_bins=3,2,1", "query", "histogram_bins"),
     (f"/cog/statistics?{TCI_QUERY}&histogram_bins=5,5", "query", "histogram_bins"),
     (f"/cog/statistics?{TCI_QUERY}&histogram_range=10,0", "query", "histogram_range"),
+    (f"/cog/statistics?{TCI_QUERY}&p=144115188075855873", "query", "p"),
+    (f"/cog/statistics?{TCI_QUERY}&p=50&p=-1", "query", "p"),
+    (f"/cog/statistics?{TCI_QUERY}&" + "&".join(["p=5"] * 101), "query", "p"),
     (f"/cog/point/{LON},95?{TCI_QUERY}", "path", "lat"),
     (f"/cog/point/200,{LAT}?{TCI_QUERY}", "path", "lon"),
     (f"/cog/point/nan,{LAT}?{TCI_QUERY}", "path", "lon"),
@@ -296,6 +299,9 @@ def test_good_forms_of_the_same_parameters_still_work(client: TestClient) -> Non
     assert statistics.status_code == 200, statistics.text
     counts, edges = statistics.json()["b1"]["histogram"]
     assert edges == [0, 100, 200] and len(counts) == 2 and sum(counts) > 0
+    # Percentiles at both ends of 0..100 are numpy's min and max of the same pixels.
+    ends = client.get(f"/cog/statistics?{TCI_QUERY}&p=0&p=100").json()["b1"]
+    assert (ends["percentile_0"], ends["percentile_100"]) == (ends["min"], ends["max"])
     point = client.get(f"/cog/point/{LON},{LAT}?{TCI_QUERY}&bidx=3")
     assert point.status_code == 200, point.text
     with rasterio.Env(), Reader(TCI) as src:

@@ -104,6 +104,7 @@ UNSTATED_RULES: dict[tuple[str, str], str] = {
     **{("CogFunction", name): SPLIT for name in ("format", "width", "height")},
     ("CogFunction", "histogram_bins"): "bin edges increase",
     ("CogFunction", "color_formula"): "a color formula is rio-color's small language",
+    ("CogFunction", "p"): "a percentile is a number from 0 to 100",
     ("RgbFunction", "rescale"): "two finite numbers, min below max",
     ("RgbFunction", "colormap_name"): "a colormap styles single-band products only",
     ("RgbFunction", "date"): "a date of the pattern YYYY-MM-DD is also a day of the calendar",

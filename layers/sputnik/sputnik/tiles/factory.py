@@ -18,7 +18,13 @@ from rio_tiler.utils import CRS_to_uri, linear_rescale
 from starlette.requests import Request
 from starlette.responses import Response
 from titiler.core.algorithm import BaseAlgorithm
-from titiler.core.dependencies import HistogramParams, PartFeatureParams, PreviewParams, TileParams
+from titiler.core.dependencies import (
+    DefaultDependency,
+    HistogramParams,
+    PartFeatureParams,
+    PreviewParams,
+    TileParams,
+)
 from titiler.core.factory import TilerFactory, img_endpoint_params
 from titiler.core.models.mapbox import TileJSON
 from titiler.core.resources.enums import ImageType
@@ -33,6 +39,7 @@ from sputnik.tiles.params import (
     BoundedHistogramParams,
     BoundedPartParams,
     BoundedPreviewParams,
+    BoundedStatisticsParams,
     BoundedTileParams,
     FormatParam,
     MaxZoomParam,
@@ -158,6 +165,7 @@ class CogFactory(TilerFactory):
     tile_dependency: type[TileParams] = BoundedTileParams
     img_preview_dependency: type[PreviewParams] = BoundedPreviewParams
     histogram_dependency: type[HistogramParams] = BoundedHistogramParams
+    stats_dependency: type[DefaultDependency] = BoundedStatisticsParams
     img_part_dependency: type[PartFeatureParams] = BoundedPartParams
     process_dependency: Callable[..., BaseAlgorithm | None] = field(factory=algorithm_dependency)
     colormap_dependency: Callable[..., Any] = colormap_dependency

@@ -21,6 +21,7 @@ from titiler.core.dependencies import (
     HistogramParams,
     PartFeatureParams,
     PreviewParams,
+    StatisticsParams,
     TileParams,
 )
 from titiler.core.resources.enums import ImageType
@@ -138,6 +139,26 @@ class BoundedHistogramParams(HistogramParams):
                 raise InvalidParameter(
                     QUERY, "histogram_range", "histogram_range must be min,max with min < max"
                 )
+
+
+MAX_PERCENTILES = 100
+MAX_CATEGORIES = 1000
+
+
+@dataclass
+class BoundedStatisticsParams(StatisticsParams):
+    """Percentiles numpy can compute (0 to 100) and bounded lists of percentiles and categories."""
+
+    def __post_init__(self) -> None:
+        """Default as titiler does, then refuse what numpy would fail on (e.g. a 101st percentile)."""
+        super().__post_init__()
+        percentiles = cast(list[int], self.percentiles)
+        if not all(0 <= p <= 100 for p in percentiles):
+            raise InvalidParameter(QUERY, "p", "a percentile is a number from 0 to 100")
+        if len(percentiles) > MAX_PERCENTILES:
+            raise InvalidParameter(QUERY, "p", f"at most {MAX_PERCENTILES} percentiles")
+        if self.categories is not None and len(self.categories) > MAX_CATEGORIES:
+            raise InvalidParameter(QUERY, "c", f"at most {MAX_CATEGORIES} categories")
 
 
 def check_tile(tms: TileMatrixSet, z: int, x: int, y: int) -> None:

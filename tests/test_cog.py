@@ -3,7 +3,7 @@
 import json
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -28,6 +28,7 @@ from tests.support.tiles import (
     basic,
     decode_png,
     expected_tile,
+    gdal_option_fixture,  # noqa: F401 (registers the `gdal_option` fixture here)
     invoke,
     tiles_fixture,  # noqa: F401 (registers the `tiles` fixture here)
 )
@@ -381,11 +382,11 @@ def test_warm_tiles_build_no_boto3_session(client: TestClient, monkeypatch: pyte
 
 
 def test_s3_failing_is_503_at_open_and_mid_tile_and_the_next_request_is_served(
-    tiles: Tiles, monkeypatch: pytest.MonkeyPatch
+    tiles: Tiles, gdal_option: Callable[[str, str], None]
 ) -> None:
     """S3 answering SlowDown (after GDAL's own retries) is the storage's trouble, not a missing or
     broken dataset: 503 with Retry-After, and nothing kept that spoils the next request."""
-    monkeypatch.setenv("GDAL_HTTP_RETRY_DELAY", "0.05")  # GDAL's retries still happen, only sooner
+    gdal_option("GDAL_HTTP_RETRY_DELAY", "0.05")  # GDAL's retries still happen, only sooner
     key = TCI_KEY.replace("2020/2/S2A_29RKH_20200219", "2020/3/S2A_29RKH_20200320")
     boto3.client("s3").copy_object(Bucket=ARCHIVE, Key=key, CopySource={"Bucket": ARCHIVE, "Key": TCI_KEY})
     query = f"url={quote(f's3://{ARCHIVE}/{key}', safe='')}"
@@ -406,12 +407,12 @@ def test_s3_failing_is_503_at_open_and_mid_tile_and_the_next_request_is_served(
 
 
 def test_s3_hanging_under_a_tile_is_503_within_gdals_timeout(
-    tiles: Tiles, monkeypatch: pytest.MonkeyPatch
+    tiles: Tiles, gdal_option: Callable[[str, str], None]
 ) -> None:
     """A block read that gets no answer ends at GDAL_HTTP_TIMEOUT, and GDAL's retries of it say the
     storage failed: 503, not 422 'damaged' nor a run into the function's timeout."""
-    monkeypatch.setenv("GDAL_HTTP_TIMEOUT", "1")  # deployed: 5 s
-    monkeypatch.setenv("GDAL_HTTP_RETRY_DELAY", "0.05")
+    gdal_option("GDAL_HTTP_TIMEOUT", "1")  # deployed: 5 s
+    gdal_option("GDAL_HTTP_RETRY_DELAY", "0.05")
     key = TCI_KEY.replace("2020/2/S2A_29RKH_20200219", "2020/4/S2A_29RKH_20200420")
     boto3.client("s3").copy_object(Bucket=ARCHIVE, Key=key, CopySource={"Bucket": ARCHIVE, "Key": TCI_KEY})
     query = f"url={quote(f's3://{ARCHIVE}/{key}', safe='')}"
@@ -431,14 +432,14 @@ def test_s3_hanging_under_a_tile_is_503_within_gdals_timeout(
 
 
 def test_a_product_build_waits_out_reads_slower_than_a_tile_would(
-    tiles: Tiles, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+    tiles: Tiles, gdal_option: Callable[[str, str], None], tmp_path: Any
 ) -> None:
     """Builds are batch work: a read past the tiles' GDAL_HTTP_TIMEOUT (ten builds at once on one
     store) is waited for, not failed after the tiles' retries."""
     from sputnik.tasks.rgb_product import build_rgb_product
 
-    monkeypatch.setenv("GDAL_HTTP_TIMEOUT", "1")  # what the tiles wait here (deployed: 5 s)
-    monkeypatch.setenv("GDAL_HTTP_RETRY_DELAY", "0.05")
+    gdal_option("GDAL_HTTP_TIMEOUT", "1")  # what the tiles wait here (deployed: 5 s)
+    gdal_option("GDAL_HTTP_RETRY_DELAY", "0.05")
     key = TCI_KEY.replace("2020/2/S2A_29RKH_20200219", "2020/5/S2A_29RKH_20200520")
     boto3.client("s3").copy_object(Bucket=ARCHIVE, Key=key, CopySource={"Bucket": ARCHIVE, "Key": TCI_KEY})
     slow = iter(range(3))

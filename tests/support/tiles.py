@@ -25,6 +25,7 @@ import pytest
 import rasterio
 import rasterio.session
 from fastapi.testclient import TestClient
+from rasterio.env import set_gdal_config
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.io import MemoryFile
 from rasterio.transform import from_origin
@@ -225,6 +226,25 @@ def _seed(fixtures_dir: Path) -> None:
     )
     s3.put_object(Bucket=ARCHIVE, Key=EVIL_KEY, Body=vrt.encode())
     _seeded = True
+
+
+@pytest.fixture(name="gdal_option")
+def gdal_option_fixture() -> Iterator[Callable[[str, str], None]]:
+    """Set a GDAL option process-wide for one test; the environment's value applies again after.
+
+    Not an environment variable: once a batch read's `rasterio.Env(GDAL_HTTP_TIMEOUT=...)` has ended,
+    rasterio sets the value it found on entry (the variable's) as a GDAL option, and an option wins
+    over any later change of the variable, so a test that sets one would depend on the tests before it.
+    """
+    names: list[str] = []
+
+    def set_option(name: str, value: str) -> None:
+        names.append(name)
+        set_gdal_config(name, value)
+
+    yield set_option
+    for name in names:
+        set_gdal_config(name, None)
 
 
 @pytest.fixture(scope="module", name="tiles")

@@ -1,8 +1,11 @@
 """/product and /stats/series: an index's series in one Query (JSON and CSV), product listings without
-S3 keys, index tiles through a colormap equal to rio-tiler's rendering, and the legend's stops.
+S3 keys, index tiles through a colormap equal to rio-tiler's rendering, composites' tiles without
+their count band, and the legend's stops.
 
 The index product is a real NDVI: the real scene's B04 and B08 (tests/fixtures), clouds and
 shadows of its SCL masked, written as a float32 COG with NaN as nodata, as the index task does.
+The composites are that scene alone laid out as s2_composite writes them: float32 bands, the count
+of clear observations last.
 """
 
 import csv
@@ -26,7 +29,7 @@ from rio_tiler.io import Reader
 from sputnik import auth
 from sputnik.models import ProductModel, ProjectModel
 from tests.conftest import DynamoCalls
-from tests.support.series import real_ndvi, statistics
+from tests.support.series import real_composite, real_ndvi, statistics
 from tests.support.tiles import (
     ALICE,
     BOB,
@@ -112,6 +115,46 @@ def series(tiles: Tiles) -> dict[str, dict[str, Any]]:
     )
     ProductModel(PROJECT, TCI_PRODUCT, kind="rgb", scene_id=SCENE, date="2020-02-19", key=rgb_key).save()
     return records
+
+
+RGB_COMPOSITE = "composite:rgb:median:2020-02-01:2020-02-29"
+NDVI_COMPOSITE = "composite:ndvi:max_ndvi:2020-02-01:2020-02-29"
+
+
+@pytest.fixture(scope="module")
+def composites(tiles: Tiles, series: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """An RGB and an NDVI composite of the real scene, recorded with details as s2_composite records them."""
+    made = {}
+    for product_id in (RGB_COMPOSITE, NDVI_COMPOSITE):
+        _, product, method, start, end = product_id.split(":")
+        key = f"projects/{PROJECT}/composite/{product}/{method}/{start}_{end}.tif"
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "composite.tif"
+            bands = real_composite(tiles.fixtures_dir, path, product)
+            boto3.client("s3").upload_file(str(path), PRODUCTS, key)
+        count = bands[-1]
+        details = {
+            "start_date": start,
+            "end_date": end,
+            "product": product,
+            "method": method,
+            "max_scene_cloud": 100,
+            "scenes": 1,
+            "bands": ["B04", "B03", "B02", "count"] if product == "rgb" else [product, "count"],
+            "result": "SUCCESS",
+            "failed_blocks": [],
+            "coverage": {
+                "pixels": int(count.size),
+                "observed_fraction": round(float((count > 0).mean()), 6),
+                "mean_count": round(float(count.mean()), 4),
+                "min_count": int(count.min()),
+                "max_count": int(count.max()),
+            },
+        }
+        index = None if product == "rgb" else product
+        ProductModel(PROJECT, product_id, kind="composite", key=key, index=index, details=details).save()
+        made[product_id] = {"url": f"s3://{PRODUCTS}/{key}", "index": index, "details": details}
+    return made
 
 
 @pytest.fixture(scope="module")
@@ -239,14 +282,17 @@ def test_a_wrong_password_is_401_everywhere(client: TestClient) -> None:
 # ---------------------------------------------------------------- /product/list
 
 
-def test_product_list_gives_kinds_scenes_dates_and_statistics_without_keys(
-    client: TestClient, series: dict[str, dict[str, Any]], dynamo_calls: DynamoCalls
+def test_product_list_gives_kinds_scenes_dates_statistics_and_details_without_keys(
+    client: TestClient,
+    series: dict[str, dict[str, Any]],
+    composites: dict[str, dict[str, Any]],
+    dynamo_calls: DynamoCalls,
 ) -> None:
     response = client.get(f"/product/list?project_id={PROJECT}")
     assert response.status_code == 200
     listed = {p["product_id"]: p for p in response.json()["products"]}
     assert dynamo_calls.count("Query", ProductModel.Meta.table_name) == 1
-    assert set(listed) == {*series, index_id("ndwi", "2020-02-19", SCENE), TCI_PRODUCT}
+    assert set(listed) == {*series, index_id("ndwi", "2020-02-19", SCENE), TCI_PRODUCT, *composites}
     for product_id, record in series.items():
         stats = {k: v for k, v in record.items() if k not in ("date", "scene_id", "product_id")}
         assert listed[product_id] == {
@@ -256,8 +302,21 @@ def test_product_list_gives_kinds_scenes_dates_and_statistics_without_keys(
             "scene_id": record["scene_id"],
             "date": record["date"],
             "stats": stats,
+            "details": None,
         }
     assert listed[TCI_PRODUCT]["kind"] == "rgb" and listed[TCI_PRODUCT]["stats"] is None
+    for product_id, made in composites.items():
+        assert listed[product_id] == {
+            "product_id": product_id,
+            "kind": "composite",
+            "index": made["index"],
+            "scene_id": None,
+            "date": None,
+            "stats": None,
+            "details": made["details"],
+        }
+    only_composites = client.get(f"/product/list?project_id={PROJECT}&kind=composite").json()["products"]
+    assert [p["product_id"] for p in only_composites] == sorted(composites)
     assert "projects/" not in response.text and PRODUCTS not in response.text and ".tif" not in response.text
     only_rgb = client.get(f"/product/list?project_id={PROJECT}&kind=rgb").json()["products"]
     assert [p["product_id"] for p in only_rgb] == [TCI_PRODUCT]
@@ -267,10 +326,12 @@ def test_product_list_gives_kinds_scenes_dates_and_statistics_without_keys(
 # ---------------------------------------------------------------- tiles, tilejson, legend
 
 
-def rendered(url: str, colormap_name: str, rescale: tuple[float, float]) -> numpy.ndarray:
-    """rio-tiler's own rendering of a single-band tile with a colormap: the reference."""
+def rendered(
+    url: str, colormap_name: str, rescale: tuple[float, float], indexes: tuple[int, ...] | None = None
+) -> numpy.ndarray:
+    """rio-tiler's own rendering of a single-band tile (or band `indexes`) with a colormap: the reference."""
     with rasterio.Env(), Reader(url) as src:
-        image = src.tile(X, Y, Z, tilesize=256, unscale=True)
+        image = src.tile(X, Y, Z, tilesize=256, indexes=indexes, unscale=True)
     return decode_png(image.rescale(in_range=(rescale,)).render(colormap=cmap.get(colormap_name)))
 
 
@@ -295,6 +356,54 @@ def test_an_rgb_product_is_served_as_rgb_tile_serves_it(client: TestClient, seri
     assert mine.status_code == theirs.status_code == 200 and mine.content == theirs.content
     styled = client.get(f"/product/tile/{PROJECT}/{TCI_PRODUCT}/{Z}/{X}/{Y}?colormap_name=viridis")
     assert styled.status_code == 422 and styled.json()["detail"][0]["loc"] == ["query", "colormap_name"]
+
+
+def composite_rendered(url: str, rescale: tuple[float, float]) -> numpy.ndarray:
+    """rio-tiler's own rendering of an RGB composite's three bands, each rescaled alike: the reference."""
+    with rasterio.Env(), Reader(url) as src:
+        image = src.tile(X, Y, Z, tilesize=256, indexes=(1, 2, 3))
+    return decode_png(image.rescale(in_range=(rescale,)).render())
+
+
+@pytest.mark.parametrize(("query", "rescale"), [("", (0.0, 0.3)), ("?rescale=0,0.5", (0.0, 0.5))])
+def test_an_rgb_composite_is_its_three_bands_rescaled_without_the_count_band(
+    client: TestClient, composites: dict[str, Any], query: str, rescale: tuple[float, float]
+) -> None:
+    response = client.get(f"/product/tile/{PROJECT}/{RGB_COMPOSITE}/{Z}/{X}/{Y}{query}")
+    assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+    pixels = decode_png(response.content)
+    numpy.testing.assert_array_equal(pixels, composite_rendered(composites[RGB_COMPOSITE]["url"], rescale))
+    # RGB and an alpha of the bands' data: clouds (count 0, a value of the count band) transparent.
+    assert pixels.shape == (4, 256, 256)
+    assert (pixels[3] == 0).any() and (pixels[3] == 255).any()
+    clear = pixels[3] == 255
+    assert pixels[:3, clear].std() > 10  # imagery stretched over the bytes, not all black or white
+    styled = client.get(f"/product/tile/{PROJECT}/{RGB_COMPOSITE}/{Z}/{X}/{Y}?colormap_name=viridis")
+    assert styled.status_code == 422 and styled.json()["detail"][0]["loc"] == ["query", "colormap_name"]
+    tilejson = client.get(
+        f"/product/tilejson.json?project_id={PROJECT}&product_id={RGB_COMPOSITE}&rescale=0,0.5"
+    ).json()
+    assert tilejson["tiles"][0].endswith("?rescale=0%2C0.5") and tilejson["legend"] is None
+
+
+@pytest.mark.parametrize(
+    ("query", "colormap_name", "rescale"),
+    [("", "rdylgn", (-1.0, 1.0)), ("?colormap_name=viridis&rescale=0,0.5", "viridis", (0.0, 0.5))],
+)
+def test_an_index_composite_is_drawn_as_its_index_band(
+    client: TestClient,
+    composites: dict[str, Any],
+    query: str,
+    colormap_name: str,
+    rescale: tuple[float, float],
+) -> None:
+    response = client.get(f"/product/tile/{PROJECT}/{NDVI_COMPOSITE}/{Z}/{X}/{Y}{query}")
+    assert response.status_code == 200
+    pixels = decode_png(response.content)
+    url = composites[NDVI_COMPOSITE]["url"]
+    numpy.testing.assert_array_equal(pixels, rendered(url, colormap_name, rescale, indexes=(1,)))
+    # The count band is no band of the tile: clouds (count 0) are transparent, clear land coloured.
+    assert (pixels[3] == 0).any() and (pixels[3] == 255).any()
 
 
 @pytest.mark.parametrize(

@@ -48,6 +48,7 @@ REAL_SCENE = "S2A_29RKH_20200219_0_L2A"
 REAL_ITEM = FIXTURES / "sentinel-cogs/sentinel-s2-l2a-cogs/29/R/KH/2020/2" / REAL_SCENE / f"{REAL_SCENE}.json"
 # A border inside the real scene's footprint (the demo project "Saharan coast").
 SAHARA = SCENE_BORDER
+DASH = "\N{EN DASH}"  # between the ends of a period or a range, as the page writes it
 # How long a person would wait for a task run or tiles before calling it broken (not a speed check).
 PATIENCE_MS = 180_000
 # Every expectation waits as long (Playwright's default is 5 s, which a loaded machine can pass).
@@ -546,3 +547,65 @@ def test_a_person_charts_an_index_series_shows_a_date_on_the_map_and_downloads_t
     assert download.value.suggested_filename == f"sputnik-project-{project_id}-ndvi.csv"
     expect(page.locator("#error")).to_be_hidden()
     visit.shoot("viewer-series")
+
+
+def test_a_person_sees_a_composite_turns_it_on_and_is_told_why_a_bad_period_is_refused(
+    visit: Visit, stack: Any
+) -> None:
+    from sputnik.models import ProjectModel
+    from sputnik.tasks import runner
+    from sputnik_tools.local import demo
+
+    # The demo's projects for this person and the demo's composite of the village, started as
+    # `make run` does; the page, opened now, sees the run end (or finds it ended) and lists it.
+    assert visit.credentials is not None
+    login = visit.credentials[0]
+    village = demo.load_projects(login)[2]
+    owner = str(ProjectModel.get(village).owner)
+    runner.run_task(owner, login, "s2_composite", "demo composite", village, demo.DEMO_COMPOSITE)
+    page = visit.page
+    page.reload()
+    page.locator("#project-list button", has_text="Pannonian village").click()
+    expect(page.locator("#project-title")).to_have_text(f"Pannonian village (project {village})")
+    start, end = demo.DEMO_COMPOSITE["start_date"], demo.DEMO_COMPOSITE["end_date"]
+    product_id = f"composite:rgb:median:{start}:{end}"
+    item = page.locator(f'#composite-list li[data-product-id="{product_id}"]')
+    expect(item).to_contain_text("rgb · median", timeout=PATIENCE_MS)
+    with httpx.Client(base_url=visit.base, auth=visit.credentials, timeout=60) as api:
+        listed = api.get("/product/list", params={"project_id": village, "kind": "composite"}).json()
+    (record,) = listed["products"]
+    coverage = record["details"]["coverage"]
+    expect(item).to_contain_text(f"{start} {DASH} {end}")
+    expect(item).to_contain_text(f"{record['details']['scenes']} scenes")
+    observed = f"{round(coverage['observed_fraction'] * 1000) / 10:g}% observed"
+    counts = f"{coverage['min_count']}{DASH}{coverage['max_count']} per pixel"
+    expect(item).to_contain_text(f"{observed}, {counts}")
+
+    # Switched on, its tiles come from /product/tile: imagery, not a blank picture.
+    item.locator("input[type=checkbox]").check()
+    wait_for_tiles(page)
+    tiles = visit.responses_to(f"/product/tile/{village}/{product_id.replace(':', '%3A')}/")
+    assert tiles and {(t.status, t.headers["content-type"]) for t in tiles} == {(200, "image/png")}
+    drawn = [decode_png(t.body()) for t in tiles]
+    opaque = [pixels[:3, pixels[3] == 255] for pixels in drawn]
+    assert sum(rgb.shape[1] for rgb in opaque) > 1000, "no tile drew the composite"
+    assert max(rgb.std() for rgb in opaque if rgb.size) > 5  # imagery, not one flat colour
+    visit.shoot("viewer-composite")
+
+    # A period that ends before it starts is refused, in words, and starts nothing.
+    runs = page.locator("#proc-table tbody tr")
+    expect(runs).to_have_count(1)
+    page.locator("#new-composite summary").click()
+    form = page.locator("#composite-form")
+    expect(form.locator("[name=start_date]")).to_have_value(start)  # the project's dates
+    expect(form.locator("[name=end_date]")).to_have_value(end)
+    form.locator("[name=start_date]").fill(end)
+    form.locator("[name=end_date]").fill(start)
+    form.locator("[name=product]").select_option("ndvi")
+    form.locator("[name=method]").select_option("max_ndvi")
+    form.get_by_role("button", name="Make composite").click()
+    error = page.locator("#error")
+    expect(error).to_contain_text("POST task/run failed (422)")
+    expect(error).to_contain_text("end_date is before start_date")
+    expect(runs).to_have_count(1)
+    visit.shoot("viewer-composite-refused")

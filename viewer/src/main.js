@@ -1,9 +1,12 @@
-// The sputnik map viewer: projects, scenes by date, RGB products, index series and task runs, over the HTTP API.
+// The sputnik map viewer: projects, scenes by date, RGB products, index series, composites and task runs,
+// over the HTTP API.
 import "./viewer.css";
 import { api, query } from "./api.js";
 import { createMap, drawPolygon, fit, setShapes, showBaseLayer, showTiles } from "./map.js";
 import { clearSeries, createSeries, loadProjectSeries } from "./series.js";
 import { dateMosaic } from "./mosaic.js";
+import { clearComposites, createComposites, loadComposites } from "./composite.js";
+import { element } from "./dom.js";
 
 const $ = (selector) => document.querySelector(selector);
 const RUNNING = new Set(["WAIT", "NEXT", "RUN"]);
@@ -23,6 +26,11 @@ const series = createSeries(
     csv: $("#series-csv"),
   },
   (err) => showError(err),
+);
+const composites = createComposites(
+  view,
+  { list: $("#composite-list"), form: $("#composite-form") },
+  { onRun: (eventId, task) => runStarted(eventId, task), onError: (err) => showError(err) },
 );
 
 // ---------------------------------------------------------------- messages
@@ -46,13 +54,6 @@ function guarded(action) {
       showError(err);
     }
   };
-}
-
-function element(tag, { dataset = {}, ...props } = {}, children = []) {
-  const node = Object.assign(document.createElement(tag), props);
-  Object.assign(node.dataset, dataset);
-  for (const child of children) node.append(child);
-  return node;
 }
 
 // ---------------------------------------------------------------- projects
@@ -89,7 +90,14 @@ async function selectProject(projectId) {
   $("#project-title").textContent = `${project.name} (project ${project.project_id})`;
   $("#project-dates").textContent = `${project.start_date || "any date"} – ${project.end_date || "any date"}`;
   fit(view, setShapes(view.border, [project.border_gj]));
-  await Promise.all([loadDates(), loadProducts(), loadTasks(), loadProcs(), loadProjectSeries(series, project)]);
+  await Promise.all([
+    loadDates(),
+    loadProducts(),
+    loadComposites(composites, project),
+    loadTasks(),
+    loadProcs(),
+    loadProjectSeries(series, project),
+  ]);
 }
 
 function clearMosaic() {
@@ -99,6 +107,7 @@ function clearMosaic() {
 
 function clearProject() {
   clearSeries(series);
+  clearComposites(composites);
   clearMosaic();
   state.project = null;
   state.metas = [];
@@ -253,7 +262,12 @@ async function runTask(event) {
   const body = { task: form.get("task"), title: form.get("title"), project_id: state.project.project_id };
   if (params !== undefined) body.params = params;
   const { event_id } = await api("task/run", { method: "POST", body });
-  notice(`Run ${event_id} of ${body.task} started.`);
+  await runStarted(event_id, body.task);
+}
+
+/** A run was started (by the task form or the composite form): say so and watch it. */
+async function runStarted(eventId, task) {
+  notice(`Run ${eventId} of ${task} started.`);
   await loadProcs();
 }
 
@@ -286,7 +300,10 @@ async function loadProcs() {
     ),
   );
   const finished = procs.some((p) => before.has(String(p.event_id)) && RUNNING.has(before.get(String(p.event_id))) && !RUNNING.has(p.status));
-  if (finished) await Promise.all([loadProducts(), loadProjectSeries(series, project)]); // a run may have made products
+  if (finished) {
+    // A run may have made products.
+    await Promise.all([loadProducts(), loadComposites(composites, project), loadProjectSeries(series, project)]);
+  }
   if (procs.some((p) => RUNNING.has(p.status))) {
     state.procTimer = setTimeout(guarded(loadProcs), REFRESH_MS);
   }

@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from sputnik import products
 from sputnik.api.common import Caller
+from sputnik.models import ProductModel
 from sputnik.tiles import rgb
 from sputnik.tiles.caching import tile_response
 from sputnik.tiles.products import (
@@ -20,6 +21,7 @@ from sputnik.tiles.products import (
     legend,
     product_extent,
     render_product_tile,
+    rgb_composite_styling,
     styling,
 )
 from sputnik.tiles.urls import ProjectCheck
@@ -53,7 +55,7 @@ IndexName = Annotated[
 
 
 class ProductRes(BaseModel):
-    """A product of a project: what it is, of which scene and date, and its statistics (an index's)."""
+    """A product of a project: what it is, of which scene and date, its statistics (an index's) or details."""
 
     product_id: str
     kind: str
@@ -61,6 +63,12 @@ class ProductRes(BaseModel):
     scene_id: str | None = None
     date: str | None = None
     stats: dict[str, float | int | None] | None = None
+    details: dict[str, Any] | None = Field(
+        None,
+        description="a composite's record: start_date, end_date, product, method, max_scene_cloud, scenes, "
+        "blocks, bands, result, failed_blocks and coverage (pixels, observed_fraction, mean_count, "
+        "min_count, max_count)",
+    )
 
 
 class ProductList(BaseModel):
@@ -140,6 +148,7 @@ def list_products(
                 scene_id=p.scene_id,
                 date=p.date,
                 stats=p.stats if isinstance(p.stats, dict) and p.kind == products.INDEX else None,
+                details=p.details if isinstance(p.details, dict) and p.kind == products.COMPOSITE else None,
             )
             for p in found
         ]
@@ -168,11 +177,13 @@ def get_series(
     return Series(project_id=project_id, index=name, min_clear=min_clear, points=points)
 
 
-def _styling(index: str | None, colormap_name: str | None, rescale: str | None) -> Styling | None:
+def _styling(product: ProductModel, colormap_name: str | None, rescale: str | None) -> Styling | None:
     """The styling asked for, validated before any read; None when the request leaves it to the product."""
+    if product.kind == products.COMPOSITE and not product.index:
+        return rgb_composite_styling(colormap_name, rescale)
     if colormap_name is None and rescale is None:
         return None
-    return styling(index, colormap_name, rescale)
+    return styling(product.index, colormap_name, rescale)
 
 
 def get_tile(
@@ -187,10 +198,14 @@ def get_tile(
     colormap_name: ColormapName = None,
     rescale: Rescale = None,
 ) -> Response:
-    """A WebMercatorQuad PNG tile of any product: an index through its colormap, RGB as it is."""
+    """A WebMercatorQuad PNG tile of any product: an index through its colormap, RGB as it is.
+
+    A composite is drawn without its count band, an RGB composite's reflectance rescaled.
+    """
     product = products.get_product(login, project_id, product_id, owns_project)
-    style = _styling(product.index, colormap_name, rescale)
-    content = render_product_tile(rgb.product_url(product), z, x, y, product.index, style)
+    style = _styling(product, colormap_name, rescale)
+    composite = product.kind == products.COMPOSITE
+    content = render_product_tile(rgb.product_url(product), z, x, y, product.index, style, composite)
     return tile_response(request, content, "image/png")
 
 
@@ -205,7 +220,7 @@ def get_tilejson(
 ) -> TileJson:
     """A TileJSON of a product's tiles, carrying the styling asked for; bounds from the product's COG."""
     product = products.get_product(login, project_id, product_id, owns_project)
-    _styling(product.index, colormap_name, rescale)  # refused before anything is read
+    _styling(product, colormap_name, rescale)  # refused before anything is read
     extent = product_extent(rgb.product_url(product))
     styled = urlencode(
         {k: v for k, v in (("colormap_name", colormap_name), ("rescale", rescale)) if v is not None}

@@ -4,6 +4,10 @@ A single-band product's values are rescaled linearly from `rescale` (min, max) t
 and coloured by one of rio-tiler's named colormaps; pixels without data (the COG's nodata, clouds
 masked by the index task) are transparent. The legend is that same colormap: stop i of 256 is the
 colour of the value min + i (max - min) / 255.
+
+A composite's last band is its count of clear observations, never drawn: an index composite is
+drawn as its index band like an index product, an RGB composite (float reflectance) as its three
+bands each rescaled from `rescale` (default 0..0.3, where most land lies) to 0..255, no colormap.
 """
 
 import math
@@ -24,13 +28,14 @@ from sputnik.tiles.rgb import TILE_SIZE, empty_tile
 
 COLORMAP_NAMES: tuple[str, ...] = tuple(sorted(cmap.list()))
 MAX_RESCALE = 1e12  # beyond any index or reflectance; keeps (max - min) finite
+REFLECTANCE_RESCALE = (0.0, 0.3)  # an RGB composite's default stretch: most land reflects under 0.3
 
 
 @dataclass(frozen=True)
 class Styling:
-    """How a single-band product is drawn: a named colormap over a value range."""
+    """How a product is drawn: a named colormap over a value range (None: three bands, each rescaled)."""
 
-    colormap_name: str
+    colormap_name: str | None
     rescale: tuple[float, float]
 
 
@@ -70,10 +75,17 @@ def styling(index: str | None, colormap_name: str | None, rescale: str | None) -
     return Styling(name, parse_rescale(rescale) if rescale is not None else default.rescale)
 
 
+def rgb_composite_styling(colormap_name: str | None, rescale: str | None) -> Styling:
+    """An RGB composite's stretch: the `rescale` asked for or reflectance 0..0.3; a colormap is a 422."""
+    if colormap_name is not None:
+        raise InvalidParameter(QUERY, "colormap_name", "colormap_name applies to single-band products")
+    return Styling(None, parse_rescale(rescale) if rescale is not None else REFLECTANCE_RESCALE)
+
+
 def legend(style: Styling) -> list[tuple[float, str]]:
-    """The 256 stops of a styling: (value, `#rrggbbaa`), lowest value first."""
+    """The 256 stops of a single-band styling: (value, `#rrggbbaa`), lowest value first."""
     low, high = style.rescale
-    colors: dict[int, tuple[int, int, int, int]] = cmap.get(style.colormap_name)  # type: ignore[assignment]
+    colors: dict[int, tuple[int, int, int, int]] = cmap.get(style.colormap_name or "")  # type: ignore[assignment]
     return [
         (low + (high - low) * i / 255, "#" + "".join(f"{int(c):02x}" for c in colors[i])) for i in range(256)
     ]
@@ -82,23 +94,32 @@ def legend(style: Styling) -> list[tuple[float, str]]:
 def colorize(image: ImageData, style: Styling) -> bytes:
     """A single-band image as a PNG: rescaled to 0..255, coloured, nodata transparent."""
     scaled = image.rescale(in_range=(style.rescale,))
+    if style.colormap_name is None:  # an RGB composite: each band stretched alike
+        return scaled.render(img_format="PNG")
     return scaled.render(img_format="PNG", colormap=cmap.get(style.colormap_name))
 
 
-def render_product_tile(url: str, z: int, x: int, y: int, index: str | None, style: Styling | None) -> bytes:
+def render_product_tile(
+    url: str, z: int, x: int, y: int, index: str | None, style: Styling | None, composite: bool = False
+) -> bytes:
     """A 256x256 PNG tile of a product: single-band ones styled, RGB ones as they are.
 
-    `style` None means the index's default; a styling for a multi-band product is refused.
+    `style` None means the index's default; a styling for a multi-band product is refused, but for
+    an RGB composite, whose reflectance needs one (`rgb_composite_styling`). A composite's count
+    band is left out.
     """
     check_tile(WEB_MERCATOR_TMS, z, x, y)
     try:
         with rasterio.Env(**gdal_env()), TileReader(url) as src:
-            single = src.dataset.count == 1
-            if not single and style is not None:
+            bands = src.dataset.count - 1 if composite else src.dataset.count
+            single = bands == 1
+            if not single and style is not None and not composite:
                 image = None
             else:
+                # Only a composite names its bands: an RGB product's tile stays /rgb/tile's, byte for byte.
+                indexes = tuple(range(1, bands + 1)) if composite else None
                 try:
-                    image = src.tile(x, y, z, tilesize=TILE_SIZE, unscale=single)
+                    image = src.tile(x, y, z, tilesize=TILE_SIZE, indexes=indexes, unscale=single)
                 except TileOutsideBounds:
                     return empty_tile()
     except InvalidParameter as exc:
@@ -108,9 +129,11 @@ def render_product_tile(url: str, z: int, x: int, y: int, index: str | None, sty
         raise InvalidParameter(
             QUERY, "colormap_name", "colormap_name and rescale apply to single-band products"
         )
-    if not single:
+    if not single and not composite:
         return image.render(img_format="PNG")
-    return colorize(image, style or default_styling(index))
+    if style is None:
+        style = default_styling(index) if single else rgb_composite_styling(None, None)
+    return colorize(image, style)
 
 
 @dataclass(frozen=True)

@@ -23,11 +23,15 @@ _logins = itertools.count()
 # its two test workers in collection order (--dist loadfile --no-loadscope-reorder), so a long module
 # handed out last would keep one worker busy while the other idles (BENCHMARKS.md, Tests).
 LONGEST_FIRST = (
-    "test_cog_tms.py",
     "test_contract_fuzz.py",
-    "test_cli.py",
-    "test_events.py",
     "test_viewer.py",
+    "test_events.py",
+    "test_backfill.py",
+    "test_projects_api.py",
+    "test_faults.py",
+    "test_settings.py",
+    "test_cog.py",
+    "test_cli.py",
 )
 # The library has no default names: tests, and the processes they start, see the local stack's.
 use_local_settings(TEMPLATE)

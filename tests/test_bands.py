@@ -15,12 +15,12 @@ from sputnik.bands import CLOUDY_SCL, BandError, band_name, read_reflectance, sc
 from tests.support.tiles import (  # noqa: F401 (tiles_fixture registers the `tiles` fixture here)
     ARCHIVE,
     SCENE,
+    SCENE_DIR,
+    SCENE_PREFIX,
     Tiles,
     tiles_fixture,
 )
 
-SCENE_DIR = Path("sentinel-cogs/sentinel-s2-l2a-cogs/29/R/KH/2020/2") / SCENE
-PREFIX = f"sentinel-s2-l2a-cogs/29/R/KH/2020/2/{SCENE}"
 ITEMS = Path(__file__).parent / "fixtures" / "stac-items"
 # Inside the real scene (lon/lat), about 30 x 30 km: where its cirrus and clouds meet clear land.
 BORDER = box(-11.3, 24.95, -11.0, 25.25)
@@ -78,10 +78,10 @@ def real_scene(tiles: Tiles) -> stac.Scene:
     s3 = boto3.client("s3")
     folder = tiles.fixtures_dir / SCENE_DIR
     for band in ("B04", "B08", "SCL"):
-        s3.upload_file(str(folder / f"{band}.tif"), ARCHIVE, f"{PREFIX}/{band}.tif")
+        s3.upload_file(str(folder / f"{band}.tif"), ARCHIVE, f"{SCENE_PREFIX}/{band}.tif")
     item = json.loads((folder / f"{SCENE}.json").read_text())
     for name, asset in item["assets"].items():
-        asset["href"] = f"s3://{ARCHIVE}/{PREFIX}/{asset['href'].rsplit('/', 1)[-1]}"
+        asset["href"] = f"s3://{ARCHIVE}/{SCENE_PREFIX}/{asset['href'].rsplit('/', 1)[-1]}"
     return stac.parse_item(item)
 
 

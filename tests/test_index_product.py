@@ -21,12 +21,12 @@ from sputnik.tasks.index_product import build_index_product
 from tests.support.tiles import (  # noqa: F401 (tiles_fixture registers the `tiles` fixture here)
     ARCHIVE,
     SCENE,
+    SCENE_DIR,
+    SCENE_PREFIX,
     Tiles,
     tiles_fixture,
 )
 
-SCENE_DIR = Path("sentinel-cogs/sentinel-s2-l2a-cogs/29/R/KH/2020/2") / SCENE
-PREFIX = f"sentinel-s2-l2a-cogs/29/R/KH/2020/2/{SCENE}"
 # Inside the real scene, about 30 x 30 km, where its cirrus and clouds meet clear land; and half of
 # it, a triangle, so that part of the window is outside the border.
 BORDER = box(-11.3, 24.95, -11.0, 25.25)
@@ -34,7 +34,7 @@ TRIANGLE = "POLYGON((-11.3 24.95, -11.0 24.95, -11.3 25.25, -11.3 24.95))"
 BANDS = ("B04", "B08", "SCL")
 
 
-def _item(folder: Path, prefix: str = PREFIX) -> dict[str, Any]:
+def _item(folder: Path, prefix: str = SCENE_PREFIX) -> dict[str, Any]:
     """The real item with its band hrefs at `prefix` in the test archive."""
     item = json.loads((folder / f"{SCENE}.json").read_text())
     for asset in item["assets"].values():
@@ -48,7 +48,7 @@ def real_scene(tiles: Tiles) -> stac.Scene:
     s3 = boto3.client("s3")
     folder = tiles.fixtures_dir / SCENE_DIR
     for band in BANDS:
-        s3.upload_file(str(folder / f"{band}.tif"), ARCHIVE, f"{PREFIX}/{band}.tif")
+        s3.upload_file(str(folder / f"{band}.tif"), ARCHIVE, f"{SCENE_PREFIX}/{band}.tif")
     return stac.parse_item(_item(folder))
 
 
@@ -160,7 +160,7 @@ def test_the_same_surface_before_and_after_the_baseline_change_gives_the_same_in
     # The real bands again as baseline 04.00 writes them: +1000 on every valid number, and an item
     # whose raster:bands say offset -0.1 (as Earth Search's items of 2022 on do).
     s3, folder = boto3.client("s3"), tiles.fixtures_dir / SCENE_DIR
-    later = f"{PREFIX}-baseline-0400"
+    later = f"{SCENE_PREFIX}-baseline-0400"
     for band in ("B04", "B08"):
         with rasterio.open(folder / f"{band}.tif") as src:
             profile, numbers = src.profile, src.read(1)

@@ -17,9 +17,8 @@ from shapely.geometry import Polygon, box
 
 from sputnik.settings import get_settings
 from sputnik.tasks.rgb_product import MAX_PIXELS, ProductError, RgbProduct, build_rgb_product
+from tests.support.tiles import SCENE, SCENE_DIR
 
-SCENE = "S2A_29RKH_20200219_0_L2A"
-SCENE_DIR = Path("sentinel-cogs/sentinel-s2-l2a-cogs/29/R/KH/2020/2") / SCENE
 UTM = 32629
 # The real TCI: 1098 x 1098 at 100 m from (199980, 2800020) in UTM 29N.
 ORIGIN_X, ORIGIN_Y, RES = 199980.0, 2800020.0, 100.0

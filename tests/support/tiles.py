@@ -47,7 +47,9 @@ ARCHIVE = "sputnik-test-archive"
 PRODUCTS = "sputnik-test-products"
 OTHER_BUCKET = "sputnik-test-elsewhere"
 SCENE = "S2A_29RKH_20200219_0_L2A"
-TCI_KEY = f"sentinel-s2-l2a-cogs/29/R/KH/2020/2/{SCENE}/TCI.tif"
+SCENE_PREFIX = f"sentinel-s2-l2a-cogs/29/R/KH/2020/2/{SCENE}"  # its key prefix in the archive
+SCENE_DIR = Path("sentinel-cogs") / SCENE_PREFIX  # its folder under tests/fixtures
+TCI_KEY = f"{SCENE_PREFIX}/TCI.tif"
 TCI = f"s3://{ARCHIVE}/{TCI_KEY}"  # the real scene's TCI, as /cog's `url` names it
 TCI_QUERY = f"url={quote(TCI, safe='')}"
 SYNTH_KEY = "synthetic/33/T/WN/2021/6/S2X_33TWN_20210629_0_L2A/TCI.tif"

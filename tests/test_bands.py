@@ -12,11 +12,9 @@ from shapely.geometry import box
 
 from sputnik import stac
 from sputnik.bands import CLOUDY_SCL, BandError, band_name, read_reflectance, scaling, scene_grid
+from tests.support.real_scene import SCENE, SCENE_DIR, SCENE_PREFIX
 from tests.support.tiles import (  # noqa: F401 (tiles_fixture registers the `tiles` fixture here)
     ARCHIVE,
-    SCENE,
-    SCENE_DIR,
-    SCENE_PREFIX,
     Tiles,
     tiles_fixture,
 )

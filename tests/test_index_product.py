@@ -18,11 +18,9 @@ from sputnik.band_names import V1_TO_V0
 from sputnik.bands import CLOUDY_SCL, BandError, Grid, scene_grid
 from sputnik.indices import INDICES, expression_index
 from sputnik.tasks.index_product import build_index_product
+from tests.support.real_scene import SCENE, SCENE_DIR, SCENE_PREFIX
 from tests.support.tiles import (  # noqa: F401 (tiles_fixture registers the `tiles` fixture here)
     ARCHIVE,
-    SCENE,
-    SCENE_DIR,
-    SCENE_PREFIX,
     Tiles,
     tiles_fixture,
 )

@@ -17,7 +17,7 @@ from shapely.geometry import Polygon, box
 
 from sputnik.settings import get_settings
 from sputnik.tasks.rgb_product import MAX_PIXELS, ProductError, RgbProduct, build_rgb_product
-from tests.support.tiles import SCENE, SCENE_DIR
+from tests.support.real_scene import SCENE, SCENE_DIR
 
 UTM = 32629
 # The real TCI: 1098 x 1098 at 100 m from (199980, 2800020) in UTM 29N.

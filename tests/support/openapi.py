@@ -3,7 +3,6 @@
 import inspect
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,8 +11,9 @@ import pytest
 from sputnik_tools.local.runtime import LocalFunction
 from sputnik_tools.local.stack import LocalStack
 from sputnik_tools.template import Route, Template
-from tests.conftest import TEMPLATE, new_user
+from tests.conftest import FIXTURES, TEMPLATE, new_user
 from tests.support.projects import SCENE_BORDER
+from tests.support.real_scene import SCENE, SCENE_DIR
 
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 
@@ -117,8 +117,6 @@ class RealIds:
         }
 
 
-# The real scene of tests/fixtures (contains modified Copernicus Sentinel data 2020).
-SCENE_DIR = Path("tests/fixtures/sentinel-cogs/sentinel-s2-l2a-cogs/29/R/KH/2020/2/S2A_29RKH_20200219_0_L2A")
 BORDER = SCENE_BORDER
 
 
@@ -133,7 +131,7 @@ def create_real_ids(stack: LocalStack, front_url: str, prefix: str) -> RealIds:
     from sputnik_tools.local.demo import load_rgb_product
 
     bucket = get_settings().archive_bucket
-    item_key = upload_fixture_scene(stack.client("s3"), bucket, stack.template.root / SCENE_DIR)
+    item_key = upload_fixture_scene(stack.client("s3"), bucket, FIXTURES / SCENE_DIR)
     login = new_user(prefix)
     with httpx.Client(base_url=front_url, auth=login, timeout=60) as api:
         created = api.post(
@@ -147,12 +145,12 @@ def create_real_ids(stack: LocalStack, front_url: str, prefix: str) -> RealIds:
         )
         assert created.status_code == 200, created.text
         project_id = int(created.json()["project_id"])
-    product_id = load_rgb_product(stack, project_id, SCENE_DIR.name)
+    product_id = load_rgb_product(stack, project_id, SCENE)
     return RealIds(
         auth=login,
         project_id=project_id,
         product_id=product_id,
-        scene_id=SCENE_DIR.name,
+        scene_id=SCENE,
         date="2020-02-19",
         url=f"s3://{bucket}/{item_key.rsplit('/', 1)[0]}/TCI.tif",
         product_url=f"s3://{get_settings().products_bucket}/projects/{project_id}/rgb/{product_id}.tif",

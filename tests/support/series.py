@@ -10,8 +10,8 @@ from rasterio.io import MemoryFile
 from rio_cogeo.cogeo import cog_translate
 from rio_cogeo.profiles import cog_profiles
 
-SCENE = "S2A_29RKH_20200219_0_L2A"
-SCENE_DIR = "sentinel-cogs/sentinel-s2-l2a-cogs/29/R/KH/2020/2/" + SCENE
+from tests.support.real_scene import SCENE_DIR
+
 MASKED_SCL = (0, 1, 3, 8, 9, 10)  # no data, defective, cloud shadow, cloud medium/high, cirrus
 
 

@@ -41,14 +41,12 @@ from sputnik.tiles.gdal import configure_gdal
 from sputnik.tiles.pool import POOL
 from sputnik_tools.local.recording import Fault, RecordedRequest
 from sputnik_tools.local.recording import RecordingMotoServer as LocalRecordingMotoServer
+from tests.support.real_scene import SCENE, SCENE_DIR, SCENE_PREFIX
 
 REPO = Path(__file__).resolve().parents[2]
 ARCHIVE = "sputnik-test-archive"
 PRODUCTS = "sputnik-test-products"
 OTHER_BUCKET = "sputnik-test-elsewhere"
-SCENE = "S2A_29RKH_20200219_0_L2A"
-SCENE_PREFIX = f"sentinel-s2-l2a-cogs/29/R/KH/2020/2/{SCENE}"  # its key prefix in the archive
-SCENE_DIR = Path("sentinel-cogs") / SCENE_PREFIX  # its folder under tests/fixtures
 TCI_KEY = f"{SCENE_PREFIX}/TCI.tif"
 TCI = f"s3://{ARCHIVE}/{TCI_KEY}"  # the real scene's TCI, as /cog's `url` names it
 TCI_QUERY = f"url={quote(TCI, safe='')}"
@@ -203,7 +201,7 @@ def _seed(fixtures_dir: Path) -> None:
             border="POLYGON((-12 24, -10 24, -10 26, -12 26, -12 24))",
             created="2026-01-01T00:00:00+00:00",
         ).save()
-    tci = fixtures_dir / "sentinel-cogs" / "sentinel-s2-l2a-cogs" / "29/R/KH/2020/2" / SCENE / "TCI.tif"
+    tci = fixtures_dir / SCENE_DIR / "TCI.tif"
     with tempfile.TemporaryDirectory() as tmp:
         synth = Path(tmp) / "synthetic.tif"
         synthetic_cog(synth)

@@ -3,7 +3,6 @@
 import itertools
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ import httpx
 import pytest
 
 from sputnik_tools.local_settings import use_local_settings
+from tests.support.warm import WARM
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
@@ -82,15 +82,7 @@ def run_cli(
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SPUTNIK_"))}
     env["AWS_ENDPOINT_URL"] = stack.endpoint
     env.update(env_extra or {})
-    return subprocess.run(
-        [sys.executable, "-m", "sputnik_tools.cli", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    return WARM.run(["-m", "sputnik_tools.cli", *args], input=stdin, env=env, timeout=120)
 
 
 def owner_of(login: str) -> str:

@@ -4,7 +4,6 @@ import ast
 import json
 import os
 import subprocess
-import sys
 from typing import Any
 
 import pytest
@@ -14,6 +13,7 @@ from sputnik.tasks.registry import TASKS
 from sputnik_tools.local_settings import stack_environment
 from sputnik_tools.template import Template
 from tests.conftest import REPO, TEMPLATE
+from tests.support.warm import WARM
 
 TEMPLATE_MODEL = Template.load(TEMPLATE)
 FUNCTIONS = sorted(TEMPLATE_MODEL.of_type("AWS::Serverless::Function"))
@@ -67,7 +67,7 @@ def _init(logical: str, drop: frozenset[str] | set[str] = frozenset()) -> subpro
         "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m);"
         "print('started', callable(m.handler))"
     )
-    return subprocess.run([sys.executable, "-c", code], cwd=code_dir, env=env, capture_output=True, text=True)
+    return WARM.run(["-c", code], cwd=code_dir, env=env)
 
 
 def _missing_named(result: subprocess.CompletedProcess[str]) -> set[str]:
@@ -179,9 +179,7 @@ def test_the_settings_have_no_defaults_anywhere() -> None:
 def test_the_cli_with_no_stack_no_endpoint_and_no_variables_says_what_to_set() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", PREFIX))}
     env.update({"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "eu-west-1"})
-    result = subprocess.run(
-        [sys.executable, "-m", "sputnik_tools.cli", "users", "list"], env=env, capture_output=True, text=True
-    )
+    result = WARM.run(["-m", "sputnik_tools.cli", "users", "list"], env=env)
     assert result.returncode == 1
     assert result.stderr.startswith("sputnik: SPUTNIK_USERS_TABLE, ")
     assert "not set: name the deployed stack with --stack" in result.stderr

@@ -1,9 +1,13 @@
-"""The test suite's own rules: test modules share helpers through tests/support, never one another."""
+"""The test suite's own rules and helpers: modules share helpers through tests/support, never one another."""
 
 import ast
+import json
+import os
 from pathlib import Path
 
 import pytest
+
+from tests.support.warm import WARM
 
 TESTS = Path(__file__).resolve().parent
 MODULES = sorted(TESTS.rglob("*.py"))
@@ -58,3 +62,24 @@ def test_the_modules_started_first_are_test_modules_of_the_suite() -> None:
 
     assert len(set(LONGEST_FIRST)) == len(LONGEST_FIRST)
     assert all((TESTS / name).is_file() and name.startswith("test_") for name in LONGEST_FIRST)
+
+
+def test_a_warm_run_is_a_new_process_with_only_what_it_is_given(tmp_path: Path) -> None:
+    """Its own environment, folder, arguments and stdin; none of sputnik imported; exit codes as Python's."""
+    code = (
+        "import json, os, sys; print(json.dumps({'sputnik': sorted(m for m in sys.modules if m.startswith("
+        "('sputnik', 'pynamodb', 'aws_lambda_powertools'))), 'env': dict(os.environ), 'cwd': os.getcwd(), "
+        "'argv': sys.argv, 'stdin': sys.stdin.read(), 'pid': os.getpid()})); sys.exit(3)"
+    )
+    env = {"PATH": os.environ["PATH"], "ONLY": "this"}
+    if "PYTHONPATH" in os.environ:
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    ran = WARM.run(["-c", code, "one"], env=env, cwd=tmp_path, input="given\n")
+    assert ran.returncode == 3, ran.stderr
+    seen = json.loads(ran.stdout)
+    assert seen["sputnik"] == [] and seen["env"] == env and seen["cwd"] == str(tmp_path)
+    assert seen["argv"] == ["-c", "one"] and seen["stdin"] == "given\n" and seen["pid"] != os.getpid()
+    failed = WARM.run(["-c", "raise ValueError('named')"], env=env)
+    assert failed.returncode == 1 and failed.stderr.strip().splitlines()[-1] == "ValueError: named"
+    module = WARM.run(["-m", "sputnik_tools.cli", "--help"], env=env)
+    assert module.returncode == 0 and module.stdout.startswith("usage: sputnik")

@@ -1,17 +1,22 @@
 """Date mosaics: every scene of a project's date merged into one web-mercator tile, clipped to its border.
 
-The scenes of a date are one Query of the meta table (`{date}#{scene_id}` rows). Only the scenes
-whose footprint meets the border on the tile are read, each through the tiler's reader and the
-archive's URL policy, and merged by rio-tiler's `mosaic_reader` with its first-valid method: the
-least cloudy scene first (the record's cloud cover, then the scene id), each pixel from the first
-scene that has it. Scenes are read one after the other and reading stops once every pixel inside
-the border has a value, so a tile the first scene fills costs one scene's reads. With the
-`clouds` mask a scene's pixels whose SCL class is cloudy (`sputnik.bands.CLOUDY_SCL`) count as
-missing, so the next scene fills them. Pixels outside the project's border are transparent.
+The scenes of a date are one Query of the meta table (`{date}#{scene_id}` rows), kept by a warm
+function for `mosaic_scenes_ttl` seconds. Only the scenes whose footprint meets the border on the
+tile are read, each through the tiler's reader and the archive's URL policy, and merged by
+rio-tiler's `mosaic_reader` with its first-valid method: the least cloudy scene first (the
+record's cloud cover, then the scene id), each pixel from the first scene that has it. Scenes are
+read one after the other and reading stops once every pixel inside the border has a value, so a
+tile the first scene fills costs one scene's reads. With the `clouds` mask a scene's pixels whose
+SCL class is cloudy (`sputnik.bands.CLOUDY_SCL`) count as missing, so the next scene fills them.
+Pixels outside the project's border are transparent.
 """
 
 import functools
-from collections.abc import Sequence
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +40,7 @@ from sputnik.bands import CLOUDY_SCL, to_crs
 from sputnik.errors import Forbidden, InvalidInput, NotFound
 from sputnik.models import MetaModel, ProjectModel
 from sputnik.projects import parse_date
+from sputnik.settings import InvalidSetting, get_settings
 from sputnik.tiles.errors import PATH, QUERY, InvalidParameter
 from sputnik.tiles.gdal import gdal_env
 from sputnik.tiles.params import check_tile
@@ -53,6 +59,10 @@ MEDIA_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 # Web mercator's latitude limit: a border beyond it has no place on the map.
 MERCATOR_LAT = 85.0511
 NO_SCENES = "no scenes on this date"
+# A warm function keeps the scene lists of this many project dates (a map session asks for a few).
+SCENE_LISTS_KEPT = 256
+# The longest a scene list may be kept: a scene ingested later shows on the map within this.
+MAX_SCENES_TTL = 3600
 TCI_NAME, SCL_NAME = "TCI.tif", "SCL.tif"
 
 
@@ -66,12 +76,65 @@ class DateScene:
     cloud_cover: float | None
 
 
+def scenes_ttl() -> int:
+    """Seconds a warm function keeps a date's scene list (setting `mosaic_scenes_ttl`; 0 keeps none)."""
+    text = get_settings().value("mosaic_scenes_ttl")
+    if not re.fullmatch(r"[0-9]{1,4}", text) or int(text) > MAX_SCENES_TTL:
+        raise InvalidSetting("mosaic_scenes_ttl", f"whole seconds from 0 to {MAX_SCENES_TTL}")
+    return int(text)
+
+
+class SceneLists:
+    """A date's scenes per project as last read, each kept for `ttl` seconds; the least recently used go.
+
+    A past date's scenes rarely change, and every tile of a map view asks for the same date: one
+    Query per date and TTL instead of one per tile. Keyed by project, so an entry only ever answers
+    a caller who has already passed that project's owner check. The clock is injectable for tests.
+    """
+
+    def __init__(self, size: int = SCENE_LISTS_KEPT, clock: Callable[[], float] = time.monotonic) -> None:
+        self.size = size
+        self.clock = clock
+        self._kept: OrderedDict[tuple[Any, ...], tuple[float, tuple[DateScene, ...]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...], ttl: float) -> list[DateScene] | None:
+        """The scenes kept under `key` if read less than `ttl` seconds ago, else None."""
+        with self._lock:
+            found = self._kept.get(key)
+            if found is None:
+                return None
+            read_at, scenes = found
+            if not 0 <= self.clock() - read_at < ttl:
+                del self._kept[key]
+                return None
+            self._kept.move_to_end(key)
+            return list(scenes)
+
+    def put(self, key: tuple[Any, ...], scenes: Sequence[DateScene], read_at: float) -> None:
+        """Keep scenes read at `read_at` (the clock before the Query); the least recently used go."""
+        with self._lock:
+            self._kept[key] = (read_at, tuple(scenes))
+            self._kept.move_to_end(key)
+            while len(self._kept) > self.size:
+                self._kept.popitem(last=False)
+
+    def clear(self) -> None:
+        """Forget every list (tests)."""
+        with self._lock:
+            self._kept.clear()
+
+
+SCENE_LISTS = SceneLists()
+
+
 def date_scenes(
     login: str, project_id: int, date: str, owns_project: ProjectLookup, where: str = PATH
 ) -> list[DateScene]:
-    """The scenes of the caller's project on one date, least cloudy first (one Query); NotFound if none.
+    """The scenes of the caller's project on one date, least cloudy first (one Query, kept a while).
 
-    `where` is where the request carried the date (a tile's path, a tilejson's query), for its 422.
+    NotFound if none. `where` is where the request carried the date (a tile's path, a tilejson's
+    query), for its 422.
     """
     try:
         day = parse_date(date, "date")
@@ -79,7 +142,14 @@ def date_scenes(
         raise InvalidParameter(where, "date", str(exc)) from exc
     if day is None:
         raise InvalidParameter(where, "date", "date must be a date as YYYY-MM-DD")
+    # The owner check first, every time: a kept list is never an answer to someone else.
     owns_project(login, project_id)
+    key = (MetaModel.Meta.table_name, MetaModel.Meta.host, project_id, day)
+    ttl = scenes_ttl()
+    kept = SCENE_LISTS.get(key, ttl) if ttl else None
+    if kept is not None:
+        return kept
+    read_at = SCENE_LISTS.clock()
     rows = MetaModel.query(
         project_id,
         MetaModel.date_scene.startswith(f"{day}#"),
@@ -91,9 +161,13 @@ def date_scenes(
         for row in rows
         if row.tci_url
     ]
+    # A date without scenes is not kept: its first scene shows as soon as it is ingested.
     if not scenes:
         raise NotFound(NO_SCENES)
-    return sorted(scenes, key=lambda s: (s.cloud_cover is None, s.cloud_cover or 0.0, s.scene_id))
+    scenes.sort(key=lambda s: (s.cloud_cover is None, s.cloud_cover or 0.0, s.scene_id))
+    if ttl:
+        SCENE_LISTS.put(key, scenes, read_at)
+    return scenes
 
 
 @dataclass(frozen=True)

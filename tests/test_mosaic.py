@@ -28,6 +28,7 @@ from rio_tiler.errors import TileOutsideBounds
 from rio_tiler.io import Reader
 from rio_tiler.models import ImageData
 from rio_tiler.mosaic import mosaic_reader
+from rio_tiler.mosaic.methods.defaults import FirstMethod
 from shapely.geometry import box, mapping
 from shapely.geometry.base import BaseGeometry
 
@@ -37,7 +38,15 @@ from sputnik.bands import CLOUDY_SCL
 from sputnik.models import MetaModel, ProjectModel
 from sputnik.settings import InvalidSetting, get_settings
 from sputnik.tiles import mosaic
-from sputnik.tiles.mosaic import MAX_SCENES_PER_TILE, SCENE_LISTS, DateScene, SceneLists, scenes_ttl
+from sputnik.tiles.mosaic import (
+    MAX_SCENES_PER_TILE,
+    SCENE_LISTS,
+    DateScene,
+    FirstValid,
+    SceneLists,
+    lonlat_bounds,
+    scenes_ttl,
+)
 from sputnik.tiles.pool import POOL
 from tests.conftest import DynamoCalls
 from tests.support.tiles import (
@@ -596,3 +605,36 @@ def test_a_tile_the_first_scene_fills_opens_no_other(client: TestClient) -> None
         opened = POOL.opened
         assert client.get(tile_path(tile)).status_code == 200
         assert POOL.opened - opened == scenes
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_first_valid_feeds_and_stops_as_rio_tilers_first_method(seed: int) -> None:
+    rng = numpy.random.default_rng(seed)
+    cutline = rng.random((64, 64)) < (0.3 if seed % 2 else 0.0)  # some with, some without a border
+    ours, theirs = FirstValid(), FirstMethod()
+    for method in (ours, theirs):
+        method.cutline_mask = cutline if seed % 3 else None
+    for step in range(4):
+        data = rng.integers(0, 255, (3, 64, 64), dtype="uint8")
+        # Whole pixels missing (as a scene's nodata), or single bands (as a bad value would be).
+        pixels = rng.random((64, 64)) < 0.2 + 0.2 * step
+        mask = pixels[numpy.newaxis] | (rng.random((3, 64, 64)) < 0.02 * (seed % 2))
+        for method in (ours, theirs):
+            method.feed(numpy.ma.MaskedArray(data, mask=mask))
+        assert ours.data is not None and theirs.data is not None
+        numpy.testing.assert_array_equal(numpy.ma.getmaskarray(ours.data), numpy.ma.getmaskarray(theirs.data))
+        numpy.testing.assert_array_equal(ours.data.filled(0), theirs.data.filled(0))
+        assert ours.is_done == theirs.is_done
+
+
+def test_lonlat_bounds_are_the_tiles_bounds_in_degrees() -> None:
+    corners = [
+        Tile(0, 0, 0),
+        Tile(0, 0, 1),
+        Tile(1, 1, 1),
+        Tile(4483, 2922, 13),
+        Tile(2**22 - 1, 2**22 - 1, 22),
+    ]
+    for tile in corners + overlap_tiles():
+        expected = WEB_MERCATOR_TMS.bounds(tile)
+        assert lonlat_bounds(tuple(WEB_MERCATOR_TMS.xy_bounds(tile))) == pytest.approx(expected, abs=1e-9)

@@ -88,13 +88,11 @@ def scenes_ttl() -> int:
     return int(text)
 
 
+# A past date's scenes rarely change, and every tile of a map view asks for the same date: one
+# Query per date and TTL instead of one per tile. Keyed by project, and looked up only after the
+# project's owner check, so an entry never answers anyone else. The clock is injectable for tests.
 class SceneLists:
-    """A date's scenes per project as last read, each kept for `ttl` seconds; the least recently used go.
-
-    A past date's scenes rarely change, and every tile of a map view asks for the same date: one
-    Query per date and TTL instead of one per tile. Keyed by project, so an entry only ever answers
-    a caller who has already passed that project's owner check. The clock is injectable for tests.
-    """
+    """A date's scenes per project as last read, each kept for `ttl` seconds; the least recently used go."""
 
     def __init__(self, size: int = SCENE_LISTS_KEPT, clock: Callable[[], float] = time.monotonic) -> None:
         self.size = size
@@ -135,10 +133,9 @@ SCENE_LISTS = SceneLists()
 def date_scenes(
     login: str, project_id: int, date: str, owns_project: ProjectLookup, where: str = PATH
 ) -> list[DateScene]:
-    """The scenes of the caller's project on one date, least cloudy first (one Query, kept a while).
+    """The scenes of the caller's project on one date, least cloudy first (one Query, kept); NotFound if none.
 
-    NotFound if none. `where` is where the request carried the date (a tile's path, a tilejson's
-    query), for its 422.
+    `where` is where the request carried the date (a tile's path, a tilejson's query), for its 422.
     """
     try:
         day = parse_date(date, "date")
@@ -224,10 +221,8 @@ def empty_tile(img_format: str = "PNG") -> bytes:
 
 
 def lonlat_bounds(bounds: BBox) -> BBox:
-    """Web-mercator bounds in degrees, by the sphere's inverse formula (what PROJ computes for EPSG:3857).
-
-    A PROJ transform per tile cost a few ms in a request's thread; this is arithmetic.
-    """
+    """Web-mercator bounds in degrees, by the sphere's inverse formula (what PROJ computes for EPSG:3857)."""
+    # morecantile's bounds() is a PROJ transform: a few ms in a request's thread, for arithmetic.
     left, bottom, right, top = bounds
 
     def lat(y: float) -> float:
@@ -255,12 +250,10 @@ class Source:
 
 
 def read_scene(source: Source, bounds: BBox) -> ImageData:
-    """One scene's TCI tile, its pixels outside the border (and cloudy ones, with an SCL) masked.
-
-    The tile is read as rio-tiler's `tile()` reads it, without its check that the tile meets the
-    dataset (a PROJ transform per scene): the scene's footprint met the border on the tile, and
-    the reader raises TileOutsideBounds itself for a tile beside the dataset.
-    """
+    """One scene's TCI tile, its pixels outside the border (and cloudy ones, with an SCL) masked."""
+    # The part() that rio-tiler's tile() calls, with its arguments, without tile()'s check that the
+    # tile meets the dataset (a PROJ transform per scene): the scene's footprint met the border on
+    # the tile, and the reader raises TileOutsideBounds itself for a tile beside the dataset.
     crs = WEB_MERCATOR_TMS.rasterio_crs
     tile = {"dst_crs": crs, "bounds_crs": crs, "height": TILE_SIZE, "width": TILE_SIZE, "max_size": None}
     with rasterio.Env(**gdal_env()):
@@ -281,12 +274,10 @@ def read_scene(source: Source, bounds: BBox) -> ImageData:
     return image
 
 
+# rio-tiler's FirstMethod assigns the mosaic's mask in `feed` (about 1 ms a tile) and sums a where()
+# in `is_done`: a few ms of a tile that two scenes fill, for the same pixels and the same stop.
 class FirstValid(FirstMethod):
-    """rio-tiler's first-valid method, pixel for pixel, without numpy.ma's slow mask assignment.
-
-    Its `feed` assigns the mosaic's mask (about 1 ms a tile) and its `is_done` sums a where(): a
-    few ms of a tile that two scenes fill, for the same pixels and the same stop.
-    """
+    """rio-tiler's first-valid method, pixel for pixel, without numpy.ma's slow mask assignment."""
 
     def feed(self, array: numpy.ma.MaskedArray | None) -> None:
         """Take each pixel the mosaic lacks from `array`, where it has one."""
@@ -314,10 +305,7 @@ class FirstValid(FirstMethod):
 def sources(
     scenes: Sequence[DateScene], border: Border, lonlat: BBox, inside: numpy.ndarray, mask: str | None
 ) -> list[Source]:
-    """The scenes meeting the border on the tile (its lon/lat bounds), URLs checked before any opens.
-
-    A tile meeting too many is refused.
-    """
+    """The scenes meeting the border on the tile (lon/lat bounds), URLs checked first; too many refused."""
     area = shapely.clip_by_rect(border.lonlat, *lonlat)
     meeting = [scene for scene in scenes if scene.footprint.intersects(area)]
     if len(meeting) > MAX_SCENES_PER_TILE:

@@ -4,6 +4,7 @@ Two generated scenes overlap across a UTM zone boundary (33N and 34N, near 18 E)
 and an SCL that has clouds where the other scene is clear; a project's border covers part of them.
 """
 
+import dataclasses
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,13 +28,25 @@ from rio_tiler.errors import TileOutsideBounds
 from rio_tiler.io import Reader
 from rio_tiler.models import ImageData
 from rio_tiler.mosaic import mosaic_reader
+from rio_tiler.mosaic.methods.defaults import FirstMethod
 from shapely.geometry import box, mapping
 from shapely.geometry.base import BaseGeometry
 
 from sputnik import auth, geo
+from sputnik.api.rgb import create_rgb_app
 from sputnik.bands import CLOUDY_SCL
 from sputnik.models import MetaModel, ProjectModel
-from sputnik.tiles.mosaic import MAX_SCENES_PER_TILE
+from sputnik.settings import InvalidSetting, get_settings
+from sputnik.tiles import mosaic
+from sputnik.tiles.mosaic import (
+    MAX_SCENES_PER_TILE,
+    SCENE_LISTS,
+    DateScene,
+    FirstValid,
+    SceneLists,
+    lonlat_bounds,
+    scenes_ttl,
+)
 from sputnik.tiles.pool import POOL
 from tests.conftest import DynamoCalls
 from tests.support.tiles import (
@@ -182,6 +195,36 @@ def footprints(tiles: Tiles) -> dict[str, Any]:
     return found
 
 
+class Clock:
+    """A clock for the kept scene lists that moves only when a test moves it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Let `seconds` pass."""
+        self.now += seconds
+
+
+@pytest.fixture(autouse=True)
+def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Clock]:
+    """Each test starts with no scene list kept, on a clock of its own."""
+    fake = Clock()
+    SCENE_LISTS.clear()
+    monkeypatch.setattr(SCENE_LISTS, "clock", fake)
+    yield fake
+    SCENE_LISTS.clear()
+
+
+def with_ttl(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    """Run the rest of the test with the setting `mosaic_scenes_ttl` at `value`."""
+    settings = dataclasses.replace(get_settings(), mosaic_scenes_ttl=value)
+    monkeypatch.setattr(mosaic, "get_settings", lambda: settings)
+
+
 @pytest.fixture(scope="module")
 def client(tiles: Tiles, footprints: dict[str, Any]) -> Iterator[TestClient]:
     """A client of the rgb function's app (which serves /mosaic), logged in as alice."""
@@ -287,14 +330,120 @@ def test_real_scene_through_the_mosaic_equals_rio_tilers_tile(client: TestClient
     assert_tile(response.content, expected.data, expected.mask == 255)
 
 
-def test_one_query_per_tile(client: TestClient, dynamo_calls: DynamoCalls) -> None:
+def test_a_dates_scenes_are_one_query_while_kept(
+    client: TestClient, dynamo_calls: DynamoCalls, clock: Clock
+) -> None:
+    tiles = overlap_tiles()
+    meta = MetaModel.Meta.table_name
+
+    def queries(path: str) -> list[str]:
+        before = len(dynamo_calls.ops)
+        assert client.get(path).status_code == 200
+        reads = list(zip(dynamo_calls.ops[before:], dynamo_calls.tables[before:], strict=True))
+        # (BatchGetItem: the login; the project's owner and border are read once per warm function)
+        assert [op for op, _ in reads if op not in ("BatchGetItem", "Query", "GetItem")] == []
+        return [table for op, table in reads if op == "Query"]
+
+    assert queries(tile_path(tiles[0])) == [meta]
+    ttl = scenes_ttl()
+    clock.advance(ttl - 1)
+    assert queries(tile_path(tiles[1])) == []  # the same date, another tile: the list kept
+    assert queries(tile_path(tiles[1], suffix=".webp")) == []
+    clock.advance(1)
+    assert queries(tile_path(tiles[0])) == [meta]  # kept `ttl` seconds from its Query, not longer
+    assert queries(tile_path(tiles[0], project_id=REAL, date="2020-02-19")) == [meta]  # another date
+
+
+def test_a_scene_ingested_while_the_list_is_kept_shows_once_the_ttl_has_passed(
+    client: TestClient, clock: Clock
+) -> None:
+    path = tile_path(overlap_tiles()[0])
+    before = client.get(path)
+    assert before.status_code == 200
+    # A newly ingested scene, least cloudy of the date (scene B's files): it would be read first.
+    row = meta_row(PROJECT, "S2A_33TYL_20210629_7_L2A", box(17.9, 44.9, 18.2, 45.2), url(ORDER[1]), 0.0)
+    row.save()
+    try:
+        clock.advance(scenes_ttl() - 1)
+        assert client.get(path).content == before.content
+        clock.advance(1)
+        after = client.get(path)
+        assert after.status_code == 200 and after.content != before.content
+        expected, _ = mosaic_reader([url(ORDER[1]), *map(url, ORDER)], rio_tiler_tile, *overlap_tiles()[0])
+        assert_tile(after.content, expected.data, (expected.mask == 255) & inside_border(overlap_tiles()[0]))
+    finally:
+        row.delete()
+
+
+def test_a_kept_scene_list_answers_no_one_else(client: TestClient, tiles: Tiles) -> None:
     tile = overlap_tiles()[0]
-    client.get(tile_path(tile))  # the project's owner and border are read once per warm function
-    before = len(dynamo_calls.ops)
-    assert client.get(tile_path(tile)).status_code == 200
-    reads = list(zip(dynamo_calls.ops[before:], dynamo_calls.tables[before:], strict=True))
-    assert [op for op, _ in reads if op != "BatchGetItem"] == ["Query"]  # (BatchGetItem: the login)
-    assert [table for op, table in reads if op == "Query"] == [MetaModel.Meta.table_name]
+    assert client.get(tile_path(tile)).status_code == 200  # alice's list of the date is kept
+    theirs = client.get(tile_path(tile), auth=BOB)
+    unknown = client.get(tile_path(tile, project_id=UNKNOWN_PROJECT), auth=BOB)
+    assert theirs.status_code == unknown.status_code == 404
+    assert theirs.json()["detail"].replace(str(PROJECT), "N") == unknown.json()["detail"].replace(
+        str(UNKNOWN_PROJECT), "N"
+    )
+    # bob's project over the same scenes, with a hostile record of his own: kept for him, not for her.
+    row = meta_row(BOBS, "S2A_33TYL_20210629_9_L2A", box(17.9, 44.9, 18.2, 45.2), HOSTILE_TCI, 0.0)
+    row.save()
+    try:
+        assert client.get(tile_path(tile, project_id=BOBS), auth=BOB).status_code == 403
+        assert client.get(tile_path(tile, project_id=BOBS)).status_code == 404
+        assert client.get(tile_path(tile)).status_code == 200
+    finally:
+        row.delete()
+
+
+def test_with_a_ttl_of_0_every_tile_queries(
+    client: TestClient, dynamo_calls: DynamoCalls, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with_ttl(monkeypatch, "0")
+    tile = overlap_tiles()[0]
+    for _ in range(2):
+        before = dynamo_calls.count("Query", MetaModel.Meta.table_name)
+        assert client.get(tile_path(tile)).status_code == 200
+        assert dynamo_calls.count("Query", MetaModel.Meta.table_name) == before + 1
+
+
+@pytest.mark.parametrize("value", ["0", "1", "60", "3600", "0060"])
+def test_the_ttl_setting_takes_whole_seconds_up_to_an_hour(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    with_ttl(monkeypatch, value)
+    assert scenes_ttl() == int(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", "-1", "3601", "99999", "1.5", "1e3", "nan", "inf", " 60", "60 ", "sixty", "\uff16\uff10", "0x10"],
+)
+def test_an_unusable_ttl_setting_fails_the_functions_init_naming_it(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    with_ttl(monkeypatch, value)
+    with pytest.raises(
+        InvalidSetting, match="SPUTNIK_MOSAIC_SCENES_TTL must be whole seconds from 0 to 3600"
+    ):
+        create_rgb_app()
+
+
+def test_scene_lists_keep_the_most_recently_used_and_forget_on_a_clock_gone_back() -> None:
+    clock = Clock()
+    lists = SceneLists(size=2, clock=clock)
+    scene = DateScene("S2A_33TYL_20210629_0_L2A", box(0, 0, 1, 1), url(ORDER[0]), 1.0)
+    for day in ("a", "b"):
+        lists.put((PROJECT, day), [scene], clock())
+    assert lists.get((PROJECT, "a"), 60) == [scene]  # "a" used last: "b" goes first
+    lists.put((PROJECT, "c"), [scene], clock())
+    assert lists.get((PROJECT, "b"), 60) is None
+    assert lists.get((PROJECT, "a"), 60) == lists.get((PROJECT, "c"), 60) == [scene]
+    kept = lists.get((PROJECT, "a"), 60)
+    assert kept is not None
+    kept.clear()  # a caller changing its list changes no one else's
+    assert lists.get((PROJECT, "a"), 60) == [scene]
+    clock.advance(-1)  # a clock that went back cannot tell an entry's age: read again
+    assert lists.get((PROJECT, "a"), 60) is None
 
 
 def test_formats_and_tilejson(client: TestClient, footprints: dict[str, Any]) -> None:
@@ -432,12 +581,13 @@ def test_mosaic_through_mangum_behind_a_stage(tiles: Tiles, client: TestClient) 
     assert status == 200 and f"/prod/mosaic/tile/{PROJECT}/{DAY}/{{z}}".encode() in raw
 
 
-def test_a_scene_record_without_a_tci_is_left_out(client: TestClient) -> None:
+def test_a_scene_record_without_a_tci_is_left_out(client: TestClient, clock: Clock) -> None:
     path = tile_path(WEB_MERCATOR_TMS.tile(18.02, 45.04, Z))
     before = client.get(path).content
     row = meta_row(PROJECT, "S2A_33TYL_20210629_8_L2A", box(17.9, 44.9, 18.2, 45.2), "", 0.0)
     row.tci_url = None  # as records written before the catalogue kept a TCI
     row.save()
+    clock.advance(scenes_ttl())  # the date's scenes are read again
     try:
         response = client.get(path)
         assert response.status_code == 200 and response.content == before
@@ -455,3 +605,36 @@ def test_a_tile_the_first_scene_fills_opens_no_other(client: TestClient) -> None
         opened = POOL.opened
         assert client.get(tile_path(tile)).status_code == 200
         assert POOL.opened - opened == scenes
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_first_valid_feeds_and_stops_as_rio_tilers_first_method(seed: int) -> None:
+    rng = numpy.random.default_rng(seed)
+    cutline = rng.random((64, 64)) < (0.3 if seed % 2 else 0.0)  # some with, some without a border
+    ours, theirs = FirstValid(), FirstMethod()
+    for method in (ours, theirs):
+        method.cutline_mask = cutline if seed % 3 else None
+    for step in range(4):
+        data = rng.integers(0, 255, (3, 64, 64), dtype="uint8")
+        # Whole pixels missing (as a scene's nodata), or single bands (as a bad value would be).
+        pixels = rng.random((64, 64)) < 0.2 + 0.2 * step
+        mask = pixels[numpy.newaxis] | (rng.random((3, 64, 64)) < 0.02 * (seed % 2))
+        for method in (ours, theirs):
+            method.feed(numpy.ma.MaskedArray(data, mask=mask))
+        assert ours.data is not None and theirs.data is not None
+        numpy.testing.assert_array_equal(numpy.ma.getmaskarray(ours.data), numpy.ma.getmaskarray(theirs.data))
+        numpy.testing.assert_array_equal(ours.data.filled(0), theirs.data.filled(0))
+        assert ours.is_done == theirs.is_done
+
+
+def test_lonlat_bounds_are_the_tiles_bounds_in_degrees() -> None:
+    corners = [
+        Tile(0, 0, 0),
+        Tile(0, 0, 1),
+        Tile(1, 1, 1),
+        Tile(4483, 2922, 13),
+        Tile(2**22 - 1, 2**22 - 1, 22),
+    ]
+    for tile in corners + overlap_tiles():
+        expected = WEB_MERCATOR_TMS.bounds(tile)
+        assert lonlat_bounds(tuple(WEB_MERCATOR_TMS.xy_bounds(tile))) == pytest.approx(expected, abs=1e-9)

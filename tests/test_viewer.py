@@ -590,6 +590,7 @@ def test_a_person_sees_a_composite_turns_it_on_and_is_told_why_a_bad_period_is_r
     opaque = [pixels[:3, pixels[3] == 255] for pixels in drawn]
     assert sum(rgb.shape[1] for rgb in opaque) > 1000, "no tile drew the composite"
     assert max(rgb.std() for rgb in opaque if rgb.size) > 5  # imagery, not one flat colour
+    expect(page.locator(".legend")).to_have_count(0)  # an RGB composite has no colormap
     visit.shoot("viewer-composite")
 
     # A period that ends before it starts is refused, in words, and starts nothing.
@@ -609,3 +610,44 @@ def test_a_person_sees_a_composite_turns_it_on_and_is_told_why_a_bad_period_is_r
     expect(error).to_contain_text("end_date is before start_date")
     expect(runs).to_have_count(1)
     visit.shoot("viewer-composite-refused")
+
+
+def test_an_index_composite_switched_on_shows_its_legend(visit: Visit, stack: Any) -> None:
+    from sputnik.models import ProjectModel
+    from sputnik.tasks import runner
+    from sputnik_tools.local import demo
+
+    # An NDVI composite of the demo's village, started as the composite form would start it.
+    assert visit.credentials is not None
+    login = visit.credentials[0]
+    village = demo.load_projects(login)[2]
+    owner = str(ProjectModel.get(village).owner)
+    params = {**demo.DEMO_COMPOSITE, "product": "ndvi"}
+    runner.run_task(owner, login, "s2_composite", "ndvi composite", village, params)
+    page = visit.page
+    page.reload()
+    page.locator("#project-list button", has_text="Pannonian village").click()
+    start, end = params["start_date"], params["end_date"]
+    product_id = f"composite:ndvi:median:{start}:{end}"
+    item = page.locator(f'#composite-list li[data-product-id="{product_id}"]')
+    expect(item).to_contain_text("ndvi · median", timeout=PATIENCE_MS)
+    legend = page.locator(f'.legend[data-product-id="{product_id}"]')
+    expect(legend).to_have_count(0)
+
+    # Switched on: its tiles, and the legend of NDVI's colormap, as /product/legend gives it.
+    item.locator("input[type=checkbox]").check()
+    with httpx.Client(base_url=visit.base, auth=visit.credentials, timeout=60) as api:
+        stops = api.get("/product/legend", params={"index": "ndvi"}).json()
+    expect(legend).to_have_attribute("data-colormap", stops["colormap_name"])
+    expect(legend).to_contain_text(f"ndvi · median {start} {DASH} {end}")
+    low, high = stops["rescale"]
+    expect(legend.locator(".legend-ends")).to_have_text(f"{low:g}{(low + high) / 2:g}{high:g}")
+    wait_for_tiles(page)
+    tiles = visit.responses_to(f"/product/tile/{village}/{product_id.replace(':', '%3A')}/")
+    assert tiles and {(t.status, t.headers["content-type"]) for t in tiles} == {(200, "image/png")}
+    visit.shoot("viewer-composite-legend")
+
+    # Switched off, the legend goes with the layer.
+    item.locator("input[type=checkbox]").uncheck()
+    expect(legend).to_have_count(0)
+    expect(page.locator("#error")).to_be_hidden()

@@ -1,14 +1,15 @@
 // Composites of the selected project: each one a map layer (/product/tile), listed with its period,
-// method, product and coverage; and the form that makes one (the task s2_composite).
+// method, product and coverage, an index's with its legend; and the form that makes one (s2_composite).
 import { api, query } from "./api.js";
 import { element } from "./dom.js";
+import { indexLegend } from "./legend.js";
 import { showTiles } from "./map.js";
 
 const METHODS = { median: "median", max_ndvi: "greenest (max NDVI)", least_cloud: "least cloudy scene" };
 
 /** The composites' state: the list, the form, and the project they belong to. */
 export function createComposites(view, elements, { onRun, onError }) {
-  const composites = { view, el: elements, onRun, project: null };
+  const composites = { view, el: elements, onRun, onError, project: null, legends: new Map() };
   elements.form.addEventListener("submit", async (event) => {
     event.preventDefault();
     try {
@@ -48,22 +49,42 @@ export async function loadComposites(composites, project) {
   if (!products.length) composites.el.list.append(element("li", { className: "muted", textContent: "No composites yet." }));
 }
 
-/** Forget the project (its layers go with every other layer when another project is chosen). */
+/** Forget the project and its legends (its layers go with every other layer when another project is chosen). */
 export function clearComposites(composites) {
   composites.project = null;
   composites.el.list.replaceChildren();
+  for (const key of [...composites.legends.keys()]) clearLegend(composites, key);
+}
+
+/** Switch a composite's layer on or off; an index's composite shows its legend while it is on. */
+async function showComposite(composites, key, template, product, title, on) {
+  showTiles(composites.view, key, template, on);
+  clearLegend(composites, key);
+  if (!on || !product.index) return;
+  const legend = await indexLegend(composites.view, product.index, title, { productId: product.product_id });
+  clearLegend(composites, key); // switched off and on again meanwhile: one legend
+  composites.legends.set(key, legend);
+  if (!composites.view.images.has(key)) clearLegend(composites, key); // switched off meanwhile
+}
+
+function clearLegend(composites, key) {
+  composites.legends.get(key)?.remove();
+  composites.legends.delete(key);
 }
 
 function compositeItem(composites, projectId, product, shown) {
   const details = product.details || {};
   const key = `composite:${projectId}:${product.product_id}`;
   const template = `product/tile/${projectId}/${encodeURIComponent(product.product_id)}/{z}/{x}/{y}`;
+  const name = `${details.product || product.index || "rgb"} · ${METHODS[details.method] || details.method || ""}`;
   const box = element("input", {
     type: "checkbox",
     checked: shown.has(key),
-    onchange: (e) => showTiles(composites.view, key, template, e.target.checked),
+    onchange: (e) => {
+      const title = `${name} ${details.start_date} – ${details.end_date}`;
+      showComposite(composites, key, template, product, title, e.target.checked).catch(composites.onError);
+    },
   });
-  const name = `${details.product || product.index || "rgb"} · ${METHODS[details.method] || details.method || ""}`;
   return element("li", { dataset: { productId: product.product_id } }, [
     element("label", { title: product.product_id }, [box, ` ${name}`]),
     element("div", { className: "muted coverage", textContent: compositeText(details) }),

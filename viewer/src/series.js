@@ -1,9 +1,9 @@
 // An index's time series of the selected project: a chart (median, p10–p90 band, clear fraction),
 // cloudy dates marked, a click on a date shows that date's index layers and their legend on the map.
-import L from "leaflet";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import { api, query } from "./api.js";
+import { indexLegend } from "./legend.js";
 import { showTiles } from "./map.js";
 
 const DAY = 86400;
@@ -156,31 +156,8 @@ export async function showDate(series, date) {
   }
   const scenes = series.byDate.get(date) || [];
   series.el.info.textContent = `${date}: ${scenes.map((p) => `${p.scene_id} (${Math.round((p.clear_fraction ?? 0) * 100)}% clear, median ${p.median === null ? "–" : p.median.toFixed(3)})`).join("; ")}`;
-  const legend = await api(`product/legend?${query({ index: series.index })}`);
-  showLegend(series, `${series.index} ${date}`, legend);
-}
-
-/** The colormap's stops as a bar on the map, with the values at its ends. */
-function showLegend(series, title, legend) {
+  const legend = await indexLegend(series.view, series.index, `${series.index} ${date}`, { id: "index-legend" });
   series.legend?.remove();
-  const control = L.control({ position: "bottomright" });
-  control.onAdd = () => {
-    const box = L.DomUtil.create("div", "legend");
-    box.id = "index-legend";
-    box.dataset.colormap = legend.colormap_name;
-    const canvas = Object.assign(document.createElement("canvas"), { width: 256, height: 12 });
-    const ctx = canvas.getContext("2d");
-    legend.stops.forEach((stop, i) => {
-      ctx.fillStyle = stop.color;
-      ctx.fillRect(i, 0, 1, 12);
-    });
-    const ends = document.createElement("div");
-    ends.className = "legend-ends";
-    const [lo, hi] = legend.rescale;
-    ends.append(...[lo, (lo + hi) / 2, hi].map((v) => Object.assign(document.createElement("span"), { textContent: String(+v.toFixed(3)) })));
-    box.append(Object.assign(document.createElement("div"), { textContent: title }), canvas, ends);
-    return box;
-  };
-  control.addTo(series.view.map);
-  series.legend = control;
+  series.legend = legend;
+  if (series.el.chart.dataset.shown !== date) showDate(series, null); // another date, or none, meanwhile
 }

@@ -27,6 +27,14 @@ class MissingSettings(RuntimeError):
         )
 
 
+class InvalidSetting(RuntimeError):
+    """A variable whose value the library cannot use: the function's init fails naming it."""
+
+    def __init__(self, name: str, expected: str) -> None:
+        self.variable = variable(name)
+        super().__init__(f"{self.variable} must be {expected}")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Names of the resources a function uses, each read from `SPUTNIK_<NAME>`.
@@ -68,6 +76,8 @@ class Settings:
     s2_composite_machine: str | None = None
     # PlanBlocksFunction: bytes a composite's block worker may hold (CompositeBlockFunction's memory).
     composite_block_bytes: str | None = None
+    # RgbFunction: seconds a warm function keeps a date's scene list for its mosaic tiles (0: none).
+    mosaic_scenes_ttl: str | None = None
 
     @classmethod
     def stack_wide(cls) -> tuple[str, ...]:

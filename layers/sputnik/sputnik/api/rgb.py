@@ -11,6 +11,7 @@ from sputnik.api.common import Caller, add_routes, create_app, prefixed_router
 from sputnik.api.products import add_product_routes
 from sputnik.tiles import rgb
 from sputnik.tiles.caching import tile_response
+from sputnik.tiles.mosaic import scenes_ttl
 from sputnik.tiles.prefix import MountPrefixMiddleware
 from sputnik.tiles.urls import ProjectCheck
 
@@ -46,6 +47,7 @@ def get_tile(
 
 def create_rgb_app() -> FastAPI:
     """Build the /rgb app, with /product (index tiles with a colormap), /stats/series and /mosaic."""
+    scenes_ttl()  # a missing or unusable setting fails init, naming it, not the first tile
     app = create_app("sputnik rgb")
     router = prefixed_router(app, PREFIX, ["rgb"])
     router.add_api_route(

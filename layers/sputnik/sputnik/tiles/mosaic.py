@@ -1,17 +1,23 @@
 """Date mosaics: every scene of a project's date merged into one web-mercator tile, clipped to its border.
 
-The scenes of a date are one Query of the meta table (`{date}#{scene_id}` rows). Only the scenes
-whose footprint meets the border on the tile are read, each through the tiler's reader and the
-archive's URL policy, and merged by rio-tiler's `mosaic_reader` with its first-valid method: the
-least cloudy scene first (the record's cloud cover, then the scene id), each pixel from the first
-scene that has it. Scenes are read one after the other and reading stops once every pixel inside
-the border has a value, so a tile the first scene fills costs one scene's reads. With the
-`clouds` mask a scene's pixels whose SCL class is cloudy (`sputnik.bands.CLOUDY_SCL`) count as
-missing, so the next scene fills them. Pixels outside the project's border are transparent.
+The scenes of a date are one Query of the meta table (`{date}#{scene_id}` rows), kept by a warm
+function for `mosaic_scenes_ttl` seconds. Only the scenes whose footprint meets the border on the
+tile are read, each through the tiler's reader and the archive's URL policy, and merged by
+rio-tiler's `mosaic_reader` with its first-valid method: the least cloudy scene first (the
+record's cloud cover, then the scene id), each pixel from the first scene that has it. Scenes are
+read one after the other and reading stops once every pixel inside the border has a value, so a
+tile the first scene fills costs one scene's reads. With the `clouds` mask a scene's pixels whose
+SCL class is cloudy (`sputnik.bands.CLOUDY_SCL`) count as missing, so the next scene fills them.
+Pixels outside the project's border are transparent.
 """
 
 import functools
-from collections.abc import Sequence
+import math
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +32,8 @@ from rio_tiler.constants import WEB_MERCATOR_CRS, WEB_MERCATOR_TMS
 from rio_tiler.errors import EmptyMosaicError, TileOutsideBounds
 from rio_tiler.models import ImageData
 from rio_tiler.mosaic import mosaic_reader
+from rio_tiler.mosaic.methods.defaults import FirstMethod
+from rio_tiler.types import BBox
 from rio_tiler.utils import render
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
@@ -35,6 +43,7 @@ from sputnik.bands import CLOUDY_SCL, to_crs
 from sputnik.errors import Forbidden, InvalidInput, NotFound
 from sputnik.models import MetaModel, ProjectModel
 from sputnik.projects import parse_date
+from sputnik.settings import InvalidSetting, get_settings
 from sputnik.tiles.errors import PATH, QUERY, InvalidParameter
 from sputnik.tiles.gdal import gdal_env
 from sputnik.tiles.params import check_tile
@@ -52,7 +61,12 @@ FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP"}
 MEDIA_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 # Web mercator's latitude limit: a border beyond it has no place on the map.
 MERCATOR_LAT = 85.0511
+EARTH_RADIUS = 6378137.0  # web mercator's sphere (EPSG:3857), metres
 NO_SCENES = "no scenes on this date"
+# A warm function keeps the scene lists of this many project dates (a map session asks for a few).
+SCENE_LISTS_KEPT = 256
+# The longest a scene list may be kept: a scene ingested later shows on the map within this.
+MAX_SCENES_TTL = 3600
 TCI_NAME, SCL_NAME = "TCI.tif", "SCL.tif"
 
 
@@ -66,10 +80,60 @@ class DateScene:
     cloud_cover: float | None
 
 
+def scenes_ttl() -> int:
+    """Seconds a warm function keeps a date's scene list (setting `mosaic_scenes_ttl`; 0 keeps none)."""
+    text = get_settings().value("mosaic_scenes_ttl")
+    if not re.fullmatch(r"[0-9]{1,4}", text) or int(text) > MAX_SCENES_TTL:
+        raise InvalidSetting("mosaic_scenes_ttl", f"whole seconds from 0 to {MAX_SCENES_TTL}")
+    return int(text)
+
+
+# A past date's scenes rarely change, and every tile of a map view asks for the same date: one
+# Query per date and TTL instead of one per tile. Keyed by project, and looked up only after the
+# project's owner check, so an entry never answers anyone else. The clock is injectable for tests.
+class SceneLists:
+    """A date's scenes per project as last read, each kept for `ttl` seconds; the least recently used go."""
+
+    def __init__(self, size: int = SCENE_LISTS_KEPT, clock: Callable[[], float] = time.monotonic) -> None:
+        self.size = size
+        self.clock = clock
+        self._kept: OrderedDict[tuple[Any, ...], tuple[float, tuple[DateScene, ...]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...], ttl: float) -> list[DateScene] | None:
+        """The scenes kept under `key` if read less than `ttl` seconds ago, else None."""
+        with self._lock:
+            found = self._kept.get(key)
+            if found is None:
+                return None
+            read_at, scenes = found
+            if not 0 <= self.clock() - read_at < ttl:
+                del self._kept[key]
+                return None
+            self._kept.move_to_end(key)
+            return list(scenes)
+
+    def put(self, key: tuple[Any, ...], scenes: Sequence[DateScene], read_at: float) -> None:
+        """Keep scenes read at `read_at` (the clock before the Query); the least recently used go."""
+        with self._lock:
+            self._kept[key] = (read_at, tuple(scenes))
+            self._kept.move_to_end(key)
+            while len(self._kept) > self.size:
+                self._kept.popitem(last=False)
+
+    def clear(self) -> None:
+        """Forget every list (tests)."""
+        with self._lock:
+            self._kept.clear()
+
+
+SCENE_LISTS = SceneLists()
+
+
 def date_scenes(
     login: str, project_id: int, date: str, owns_project: ProjectLookup, where: str = PATH
 ) -> list[DateScene]:
-    """The scenes of the caller's project on one date, least cloudy first (one Query); NotFound if none.
+    """The scenes of the caller's project on one date, least cloudy first (one Query, kept); NotFound if none.
 
     `where` is where the request carried the date (a tile's path, a tilejson's query), for its 422.
     """
@@ -79,7 +143,14 @@ def date_scenes(
         raise InvalidParameter(where, "date", str(exc)) from exc
     if day is None:
         raise InvalidParameter(where, "date", "date must be a date as YYYY-MM-DD")
+    # The owner check first, every time: a kept list is never an answer to someone else.
     owns_project(login, project_id)
+    key = (MetaModel.Meta.table_name, MetaModel.Meta.host, project_id, day)
+    ttl = scenes_ttl()
+    kept = SCENE_LISTS.get(key, ttl) if ttl else None
+    if kept is not None:
+        return kept
+    read_at = SCENE_LISTS.clock()
     rows = MetaModel.query(
         project_id,
         MetaModel.date_scene.startswith(f"{day}#"),
@@ -91,9 +162,13 @@ def date_scenes(
         for row in rows
         if row.tci_url
     ]
+    # A date without scenes is not kept: its first scene shows as soon as it is ingested.
     if not scenes:
         raise NotFound(NO_SCENES)
-    return sorted(scenes, key=lambda s: (s.cloud_cover is None, s.cloud_cover or 0.0, s.scene_id))
+    scenes.sort(key=lambda s: (s.cloud_cover is None, s.cloud_cover or 0.0, s.scene_id))
+    if ttl:
+        SCENE_LISTS.put(key, scenes, read_at)
+    return scenes
 
 
 @dataclass(frozen=True)
@@ -145,13 +220,23 @@ def empty_tile(img_format: str = "PNG") -> bytes:
     return render(data, mask, img_format=img_format)
 
 
-def border_inside(border: BaseGeometry, tile: Tile) -> numpy.ndarray:
-    """True at the tile's pixels whose centre lies inside the border (web mercator)."""
-    left, bottom, right, top = WEB_MERCATOR_TMS.xy_bounds(tile)
-    part = shapely.clip_by_rect(border, left, bottom, right, top)
+def lonlat_bounds(bounds: BBox) -> BBox:
+    """Web-mercator bounds in degrees, by the sphere's inverse formula (what PROJ computes for EPSG:3857)."""
+    # morecantile's bounds() is a PROJ transform: a few ms in a request's thread, for arithmetic.
+    left, bottom, right, top = bounds
+
+    def lat(y: float) -> float:
+        return math.degrees(math.atan(math.sinh(y / EARTH_RADIUS)))
+
+    return (math.degrees(left / EARTH_RADIUS), lat(bottom), math.degrees(right / EARTH_RADIUS), lat(top))
+
+
+def border_inside(border: BaseGeometry, bounds: BBox) -> numpy.ndarray:
+    """True at the pixels of the tile (web-mercator bounds) whose centre lies inside the border."""
+    part = shapely.clip_by_rect(border, *bounds)
     if part.is_empty:
         return numpy.zeros((TILE_SIZE, TILE_SIZE), dtype=bool)
-    transform = from_bounds(left, bottom, right, top, TILE_SIZE, TILE_SIZE)
+    transform = from_bounds(*bounds, TILE_SIZE, TILE_SIZE)
     return geometry_mask([part], out_shape=(TILE_SIZE, TILE_SIZE), transform=transform, invert=True)
 
 
@@ -164,30 +249,64 @@ class Source:
     inside: numpy.ndarray
 
 
-def read_scene(source: Source, x: int, y: int, z: int) -> ImageData:
+def read_scene(source: Source, bounds: BBox) -> ImageData:
     """One scene's TCI tile, its pixels outside the border (and cloudy ones, with an SCL) masked."""
+    # The part() that rio-tiler's tile() calls, with its arguments, without tile()'s check that the
+    # tile meets the dataset (a PROJ transform per scene): the scene's footprint met the border on
+    # the tile, and the reader raises TileOutsideBounds itself for a tile beside the dataset.
+    crs = WEB_MERCATOR_TMS.rasterio_crs
+    tile = {"dst_crs": crs, "bounds_crs": crs, "height": TILE_SIZE, "width": TILE_SIZE, "max_size": None}
     with rasterio.Env(**gdal_env()):
         with TileReader(source.tci) as src:
-            image = src.tile(x, y, z, tilesize=TILE_SIZE)
+            image = src.part(bounds, **tile)
         hidden = ~source.inside
         if source.scl is not None:
             # SCL is 20 m: nearest keeps classes whole. Where it has no data it reads class 0 ("no data").
             with TileReader(source.scl) as src:
-                classes = src.tile(
-                    x, y, z, tilesize=TILE_SIZE, resampling_method="nearest", reproject_method="nearest"
-                )
+                classes = src.part(bounds, resampling_method="nearest", reproject_method="nearest", **tile)
             hidden = hidden | numpy.isin(classes.array.filled(0)[0], CLOUDY_SCL)
-    image.array.mask = numpy.ma.getmaskarray(image.array) | hidden[numpy.newaxis]
+    # A new masked array, not `array.mask = ...`: numpy.ma copies an assigned mask element by element.
+    array = image.array
+    mask = numpy.ma.getmaskarray(array) | hidden[numpy.newaxis]
+    image.array = numpy.ma.MaskedArray(array.data, mask=mask, fill_value=array.fill_value)
     # Outside the border counts as done: the mosaic stops once every pixel inside it has a scene's.
     image.cutline_mask = ~source.inside
     return image
 
 
+# rio-tiler's FirstMethod assigns the mosaic's mask in `feed` (about 1 ms a tile) and sums a where()
+# in `is_done`: a few ms of a tile that two scenes fill, for the same pixels and the same stop.
+class FirstValid(FirstMethod):
+    """rio-tiler's first-valid method, pixel for pixel, without numpy.ma's slow mask assignment."""
+
+    def feed(self, array: numpy.ma.MaskedArray | None) -> None:
+        """Take each pixel the mosaic lacks from `array`, where it has one."""
+        if array is None:
+            return
+        if self.mosaic is None:
+            self.mosaic = array
+            return
+        missing = numpy.ma.getmaskarray(self.mosaic)
+        take = missing & ~numpy.ma.getmaskarray(array)
+        data = numpy.where(take, array.data, self.mosaic.data)
+        self.mosaic = numpy.ma.MaskedArray(data, mask=missing & ~take)
+
+    @property
+    def is_done(self) -> bool:
+        """Whether every pixel (inside the cutline, if any) has a value."""
+        if self.mosaic is None:
+            return False
+        missing = numpy.ma.getmaskarray(self.mosaic)
+        if self.cutline_mask is not None:
+            missing = missing & ~self.cutline_mask
+        return not missing.any()
+
+
 def sources(
-    scenes: Sequence[DateScene], border: Border, tile: Tile, inside: numpy.ndarray, mask: str | None
+    scenes: Sequence[DateScene], border: Border, lonlat: BBox, inside: numpy.ndarray, mask: str | None
 ) -> list[Source]:
-    """The scenes meeting the border on the tile, URLs checked before any opens; too many are refused."""
-    area = shapely.clip_by_rect(border.lonlat, *WEB_MERCATOR_TMS.bounds(tile))
+    """The scenes meeting the border on the tile (lon/lat bounds), URLs checked first; too many refused."""
+    area = shapely.clip_by_rect(border.lonlat, *lonlat)
     meeting = [scene for scene in scenes if scene.footprint.intersects(area)]
     if len(meeting) > MAX_SCENES_PER_TILE:
         raise InvalidParameter(
@@ -218,20 +337,21 @@ def render_mosaic(
         raise InvalidParameter(QUERY, "mask", f"mask must be {CLOUDS!r} or absent")
     img_format = image_format(fmt)
     media_type = MEDIA_TYPES[img_format]
-    tile = Tile(x, y, z)
-    inside = border_inside(border.mercator, tile)
+    # The tile's bounds, once per request: the border's pixels, the scenes met and each read use them.
+    left, bottom, right, top = WEB_MERCATOR_TMS.xy_bounds(Tile(x, y, z))
+    bounds = (left, bottom, right, top)
+    inside = border_inside(border.mercator, bounds)
     if not inside.any():
         return empty_tile(img_format), media_type
-    reads = sources(scenes, border, tile, inside, mask)
+    reads = sources(scenes, border, lonlat_bounds(bounds), inside, mask)
     if not reads:
         return empty_tile(img_format), media_type
     try:
         image, _ = mosaic_reader(
             reads,
             read_scene,
-            x,
-            y,
-            z,
+            bounds,
+            pixel_selection=FirstValid,
             threads=1,  # one scene after the other, so that a tile the first fills reads no other
             allowed_exceptions=(TileOutsideBounds,),
         )

@@ -3,7 +3,6 @@
 import json
 import os
 import re
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +29,7 @@ from sputnik_tools.local.front import Front, build_event, parse_result
 from sputnik_tools.local.ports import free_port
 from sputnik_tools.local.stack import LocalStack
 from sputnik_tools.template import Route
+from tests.support.tasks import execution_status
 
 MINI = Path(__file__).parent / "data" / "mini" / "template.yaml"
 
@@ -73,12 +73,8 @@ def test_state_machine_executes_the_asl_with_lambda_tasks(mini: LocalStack) -> N
     sfn = mini.client("stepfunctions")
     arn = mini.template.arn("DoubleMachine")
     execution = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"n": 5}))["executionArn"]
-    for _ in range(100):
-        described = sfn.describe_execution(executionArn=execution)
-        if described["status"] != "RUNNING":
-            break
-        time.sleep(0.1)
-    assert described["status"] == "SUCCEEDED"
+    assert execution_status(mini, execution) == "SUCCEEDED"
+    described = sfn.describe_execution(executionArn=execution)
     assert json.loads(described["output"]) == {"doubled": 10}
 
 

@@ -20,7 +20,7 @@ from sputnik.tasks.registry import TASKS
 from sputnik_tools.local.stack import LocalStack
 from sputnik_tools.template import Template
 from tests.conftest import FIXTURES, TEMPLATE
-from tests.support.tasks import finished, run, tile_project
+from tests.support.tasks import execution_status, finished, run, tile_project
 
 SAMPLE: dict[str, Any] = json.loads((FIXTURES / "eventbridge" / "states-execution-aborted.json").read_text())
 HOLD = 600  # seconds a held execution waits before its first stage: far beyond any test's life
@@ -133,17 +133,6 @@ class Reconciler:
 def reconciler(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Reconciler:
     """ReconcileFunction, recorded."""
     return Reconciler(stack, monkeypatch)
-
-
-def execution_status(stack: LocalStack, arn: str) -> str:
-    """An execution's status once it has ended (a bound on polling, not a timed assertion)."""
-    sfn = stack.client("stepfunctions")
-    for _ in range(1200):
-        status = str(sfn.describe_execution(executionArn=arn)["status"])
-        if status != "RUNNING":
-            return status
-        time.sleep(0.1)
-    raise AssertionError(f"{arn} did not end")
 
 
 def test_an_aborted_execution_ends_its_proc_fatal_with_one_line(

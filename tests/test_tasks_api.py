@@ -15,6 +15,7 @@ from sputnik_tools.local.stack import LocalStack
 from tests.conftest import new_user, owner_of
 from tests.support.tasks import (
     DATES,
+    execution_status,
     finished,
     run,
     tile_border_bounds,
@@ -236,8 +237,10 @@ def test_a_failing_stage_ends_the_proc_fatal_with_one_line(
     proc = finished(api, project_id, run(api, "s2_load_meta", project_id))
     assert proc["result"] == "FATAL"
     assert proc["message"] == "plan_months failed: internal error (KeyError)"
-    statuses = {e["name"]: e["status"] for e in executions(stack, "s2_load_meta")}
-    assert statuses[f"event-{proc['event_id']}"] == "FAILED"
+    # The proc is DONE once its failure is recorded; the execution ends just after.
+    name = f"event-{proc['event_id']}"
+    [arn] = [e["executionArn"] for e in executions(stack, "s2_load_meta") if e["name"] == name]
+    assert execution_status(stack, arn) == "FAILED"
 
 
 def test_a_transient_lambda_error_is_absorbed_by_retry(

@@ -68,3 +68,14 @@ def finished(api: httpx.Client, project_id: int, event_id: int) -> dict[str, Any
             return dict(proc)
         time.sleep(0.1)
     raise AssertionError(f"proc {event_id} did not finish: {proc}")
+
+
+def execution_status(stack: LocalStack, arn: str) -> str:
+    """An execution's status once it has ended (a bound on polling, not a timed assertion)."""
+    sfn = stack.client("stepfunctions")
+    for _ in range(1200):
+        status = str(sfn.describe_execution(executionArn=arn)["status"])
+        if status != "RUNNING":
+            return status
+        time.sleep(0.1)
+    raise AssertionError(f"{arn} did not end")

@@ -32,7 +32,7 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 from shapely.geometry.base import BaseGeometry
 
-from sputnik.bands import CLOUDY_SCL, Grid, read_reflectance, scene_grid
+from sputnik.bands import CLOUDY_SCL, Grid, SceneBands, open_scene_bands
 from sputnik.indices import Index
 from sputnik.stac import Scene
 from sputnik.tasks.rgb_product import (
@@ -90,11 +90,14 @@ def build_index_product(
     with tempfile.TemporaryDirectory(prefix="index-product-") as folder:
         window = Path(folder) / "window.tif"
         output = Path(folder) / "product.tif"
-        with rasterio.Env(**gdal_env(), **INDEX_GDAL_OPTIONS):
-            grid = scene_grid(scene, index.bands, border)
+        with (
+            rasterio.Env(**gdal_env(), **INDEX_GDAL_OPTIONS),
+            open_scene_bands(scene, index.bands, mask) as bands,
+        ):
+            grid = bands.grid(border)
             if grid.width * grid.height > MAX_PIXELS:
                 raise ProductError(f"window of {grid.width} x {grid.height} pixels is over the limit")
-            stats = _write_window(scene, index, grid, border, mask, window)
+            stats = _write_window(bands, index, grid, border, window)
             try:
                 rasterio.shutil.copy(str(window), str(output), driver="COG", **CREATION_OPTIONS)
             except RasterioError as exc:
@@ -106,7 +109,7 @@ def build_index_product(
 
 
 def _write_window(
-    scene: Scene, index: Index, grid: Grid, border: BaseGeometry, mask: Sequence[int], path: Path
+    bands: SceneBands, index: Index, grid: Grid, border: BaseGeometry, path: Path
 ) -> dict[str, Any]:
     """Compute the index strip by strip into an uncompressed tiled GeoTIFF with overviews; its statistics."""
     profile = {
@@ -129,7 +132,7 @@ def _write_window(
         for row in range(0, grid.height, STRIP_ROWS):
             window = Window(0, row, grid.width, min(STRIP_ROWS, grid.height - row))
             strip = grid.window(window)
-            reflectance = read_reflectance(scene, index.bands, strip, mask)
+            reflectance = bands.read(strip)
             inside = strip.border_mask(border)
             clear = reflectance.clear & inside
             computed = index.compute(reflectance.bands)

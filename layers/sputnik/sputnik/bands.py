@@ -11,8 +11,9 @@ What the index and composite tasks read, one scene at a time:
   source pixels, and 20 m bands and `SCL` are repeated 2 x 2 (never interpolated). Such a grid is
   read as a plain window at the band's own resolution and repeated in numpy; any other (another
   zone's) through a warped VRT, which picks the same pixels at several times the cost;
-- a scene's bands are opened once for all the strips of a window, and opened and read together,
-  a thread a band: GDAL fetches and decodes without holding the GIL, so the round trips overlap;
+- a scene's bands are opened once for all the strips of a window, opened and read a thread a band,
+  each band read as soon as it is open: GDAL fetches and decodes without holding the GIL, so the
+  round trips and the decoding overlap;
 - a pixel is clear where every band has data and its `SCL` class is not in the mask (by default no
   data, defective, cloud shadow, cloud medium and high probability, cirrus).
 """
@@ -21,10 +22,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 import rasterio
@@ -300,24 +300,29 @@ def read_band(url: str, grid: Grid) -> np.ma.MaskedArray:
 
 @dataclass(frozen=True)
 class SceneBands:
-    """A scene's bands, and SCL unless `mask` is None, each open in its own handle for reading onto grids."""
+    """A scene's bands, and SCL unless `mask` is None, each opening in its own handle, to read onto grids."""
 
     scene: Scene
-    sources: Mapping[str, DatasetReader]  # by archive band name: the reflectance bands, then SCL
+    opening: Mapping[str, Future[DatasetReader]]  # by archive band name: reflectance bands, then SCL
     mask: Sequence[int] | None
+
+    def source(self, band: str) -> DatasetReader:
+        """The band's open dataset, once its open has ended (BandError if it failed)."""
+        return self.opening[band].result()
 
     def grid(self, border: BaseGeometry) -> Grid:
         """The grid of the finest reflectance band over the border (as `scene_grid`)."""
-        finest = min((band for band in self.sources if band != SCL), key=lambda band: RESOLUTION[band])
-        return border_grid(self.sources[finest], border)
+        finest = min((band for band in self.opening if band != SCL), key=lambda band: RESOLUTION[band])
+        return border_grid(self.source(finest), border)
 
     def read(self, grid: Grid) -> Reflectance:
         """The bands as reflectance on `grid`; pixels whose SCL class is in the mask are not clear."""
-        # A thread a band: GDAL fetches and decodes without the GIL, so the bands' round trips and
-        # decoding overlap. Each handle is used by one thread at a time.
-        read = dict(
-            zip(self.sources, _POOL.map(partial(self._read_one, grid=grid), self.sources), strict=True)
-        )
+        # A thread a band, each reading as soon as its own band is open: GDAL fetches and decodes
+        # without the GIL, so the bands' round trips and decoding overlap. A handle is used by one
+        # thread at a time; every read ends before an error is raised (and the handles closed).
+        reading = {band: _POOL.submit(self._read_one, band, grid) for band in self.opening}
+        wait(reading.values())
+        read = {band: future.result() for band, future in reading.items()}
         valid = np.ones(grid.shape, dtype=bool)
         values: dict[str, np.ndarray] = {}
         for band, (numbers, has_data) in read.items():
@@ -336,7 +341,7 @@ class SceneBands:
 
     def _read_one(self, band: str, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
         """One band on the grid, reflectance (float32) or SCL's classes, and where it has data."""
-        numbers, has_data = read_numbers(self.sources[band], grid)
+        numbers, has_data = read_numbers(self.source(band), grid)
         if band == SCL:
             return numbers, has_data
         scale, offset = scaling(self.scene, band)
@@ -348,28 +353,26 @@ class SceneBands:
 def open_scene_bands(
     scene: Scene, bands: Sequence[str], mask: Sequence[int] | None = CLOUDY_SCL
 ) -> Iterator[SceneBands]:
-    """Open the scene's bands (and SCL unless `mask` is None) at once, closed at the block's end.
+    """Start opening the scene's bands (and SCL unless `mask` is None) at once; closed at the block's end.
 
     `mask=None` reads no SCL: clear is then valid. An empty `mask` reads SCL but masks no class.
+    A band that cannot be opened raises BandError where it is first used.
     """
     names = list(dict.fromkeys(band_name(band) for band in bands))
     if SCL in names:
         raise BandError("SCL is a classification, not a reflectance band")
     # Every URL is checked before anything is opened.
     urls = {band: band_url(scene, band) for band in [*names, *([SCL] if mask is not None else [])]}
-    # The opens' header reads overlap as the reads do.
+    # Opened in the background, each header read overlapping the others and the first reads. The
+    # reads are submitted after every open, so the pool never waits on work queued behind it.
     opening = {band: _POOL.submit(_open_checked, url) for band, url in urls.items()}
-    with ExitStack() as stack:
-        sources: dict[str, DatasetReader] = {}
-        failure: BaseException | None = None
-        for band, future in opening.items():
-            try:
-                sources[band] = stack.enter_context(future.result())
-            except Exception as exc:  # every open is waited for (and closed) before one error is raised
-                failure = failure or exc
-        if failure is not None:
-            raise failure
-        yield SceneBands(scene, sources, mask)
+    try:
+        yield SceneBands(scene, opening, mask)
+    finally:
+        wait(opening.values())
+        for future in opening.values():
+            if future.exception() is None:
+                future.result().close()
 
 
 def read_reflectance(

@@ -19,7 +19,8 @@ How it is built (figures in BENCHMARKS.md, "Index product"):
 
 import math
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ import rasterio
 import rasterio.shutil
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
+from rasterio.io import MemoryFile
 from rasterio.windows import Window
 from shapely.geometry.base import BaseGeometry
 
@@ -54,10 +56,13 @@ NODATA = math.nan
 CREATION_OPTIONS = {
     "COMPRESS": "DEFLATE",
     "PREDICTOR": "3",
-    "BLOCKSIZE": str(BLOCK_SIZE),
     "OVERVIEWS": "FORCE_USE_EXISTING",
     "NUM_THREADS": "ALL_CPUS",
 }
+MIN_BLOCK_SIZE = 16  # TIFF tiles are multiples of 16 pixels
+# A window up to this size (16 MB of float32, a field of 20 x 20 km) and its product are written in
+# GDAL's memory: creating and removing a temporary folder cost more than writing a field's product.
+IN_MEMORY_PIXELS = 2048 * 2048
 STD_CHUNK = 1 << 22  # values a chunk: 32 MB of float64 deviations
 STATISTICS = ("valid_pixels", "clear_fraction", "mean", "std", "min", "p10", "median", "p90", "max")
 UNWRITABLE = "cannot write the index product"
@@ -87,29 +92,51 @@ def build_index_product(
     """
     configure_gdal()  # the S3 settings the tile functions use (idempotent)
     border = parse_border(border_wkt)
-    with tempfile.TemporaryDirectory(prefix="index-product-") as folder:
-        window = Path(folder) / "window.tif"
-        output = Path(folder) / "product.tif"
-        with (
-            rasterio.Env(**gdal_env(), **INDEX_GDAL_OPTIONS),
-            open_scene_bands(scene, index.bands, mask) as bands,
-        ):
-            grid = bands.grid(border)
-            if grid.width * grid.height > MAX_PIXELS:
-                raise ProductError(f"window of {grid.width} x {grid.height} pixels is over the limit")
-            stats = _write_window(bands, index, grid, border, window)
+    with (
+        rasterio.Env(**gdal_env(), **INDEX_GDAL_OPTIONS),
+        open_scene_bands(scene, index.bands, mask) as bands,
+    ):
+        grid = bands.grid(border)
+        if grid.width * grid.height > MAX_PIXELS:
+            raise ProductError(f"window of {grid.width} x {grid.height} pixels is over the limit")
+        block = block_size(grid)
+        with _scratch(grid) as (window, output, product):
+            stats = _write_window(bands, index, grid, border, window, block)
             try:
-                rasterio.shutil.copy(str(window), str(output), driver="COG", **CREATION_OPTIONS)
+                rasterio.shutil.copy(window, output, driver="COG", BLOCKSIZE=str(block), **CREATION_OPTIONS)
+                rasterio.shutil.delete(window)
             except RasterioError as exc:
                 raise ProductError(UNWRITABLE) from exc
-            window.unlink()
-        size = output.stat().st_size
-        publish(output, destination)
+            written = product()
+            size = len(written) if isinstance(written, bytes) else written.stat().st_size
+            publish(written, destination)
     return IndexProduct(width=grid.width, height=grid.height, bytes_written=size, stats=stats)
 
 
+@contextmanager
+def _scratch(grid: Grid) -> Iterator[tuple[str, str, Callable[[], Path | bytes]]]:
+    """Names of the window and the product, and what gives the product: in memory for a small window."""
+    if grid.width * grid.height <= IN_MEMORY_PIXELS:
+        with MemoryFile() as window, MemoryFile() as product:
+            yield window.name, product.name, product.read
+    else:
+        with tempfile.TemporaryDirectory(prefix="index-product-") as folder:
+            output = Path(folder) / "product.tif"
+            yield str(Path(folder) / "window.tif"), str(output), lambda: output
+
+
+def block_size(grid: Grid) -> int:
+    """The product's block size: BLOCK_SIZE, or the power of two that holds a smaller product whole.
+
+    A block is compressed whole, padding included: a 100 px field in a 512 px block cost four times
+    the compression time of one in a 128 px block.
+    """
+    side = max(grid.width, grid.height, MIN_BLOCK_SIZE)
+    return min(BLOCK_SIZE, 1 << (side - 1).bit_length())
+
+
 def _write_window(
-    bands: SceneBands, index: Index, grid: Grid, border: BaseGeometry, path: Path
+    bands: SceneBands, index: Index, grid: Grid, border: BaseGeometry, path: str, block: int
 ) -> dict[str, Any]:
     """Compute the index strip by strip into an uncompressed tiled GeoTIFF with overviews; its statistics."""
     profile = {
@@ -122,8 +149,8 @@ def _write_window(
         "transform": grid.transform,
         "nodata": NODATA,
         "tiled": True,
-        "blockxsize": BLOCK_SIZE,
-        "blockysize": BLOCK_SIZE,
+        "blockxsize": block,
+        "blockysize": block,
     }
     # Pages of this array are touched only as clear values arrive: a cloudy scene costs little.
     values = np.empty(grid.width * grid.height, dtype=np.float32)
@@ -144,9 +171,8 @@ def _write_window(
             kept += found.size
             dst.write(computed, 1, window=window)
             del reflectance, computed, found, clear, inside
-    stats = statistics(values[:kept], clear_pixels, inside_pixels)
-    del values  # before the overviews, which fill GDAL's block cache
-    with rasterio.open(path, "r+") as dst:
+        stats = statistics(values[:kept], clear_pixels, inside_pixels)
+        del values  # before the overviews, which fill GDAL's block cache
         # Averages of the clear pixels only: GDAL leaves nodata out.
         dst.build_overviews(overview_factors(Window(0, 0, grid.width, grid.height)), Resampling.average)
     return stats

@@ -21,10 +21,10 @@ What the index and composite tasks read, one scene at a time:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import rasterio
@@ -125,8 +125,11 @@ class Grid:
 
     def border_mask(self, border: BaseGeometry) -> np.ndarray:
         """True inside a lon/lat border, on this grid."""
-        inside = to_crs(border, self.crs)
-        return geometry_mask([inside], out_shape=self.shape, transform=self.transform, invert=True)
+        return self.mask(to_crs(border, self.crs))
+
+    def mask(self, shape: BaseGeometry) -> np.ndarray:
+        """True inside a geometry in this grid's CRS (a pixel whose centre is inside)."""
+        return geometry_mask([shape], out_shape=self.shape, transform=self.transform, invert=True)
 
 
 def to_crs(border: BaseGeometry, crs: CRS) -> BaseGeometry:
@@ -305,6 +308,7 @@ class SceneBands:
     scene: Scene
     opening: Mapping[str, Future[DatasetReader]]  # by archive band name: reflectance bands, then SCL
     mask: Sequence[int] | None
+    reads: list[Future[tuple[np.ndarray, np.ndarray]]] = field(default_factory=list)  # not yet waited for
 
     def source(self, band: str) -> DatasetReader:
         """The band's open dataset, once its open has ended (BandError if it failed)."""
@@ -317,12 +321,24 @@ class SceneBands:
 
     def read(self, grid: Grid) -> Reflectance:
         """The bands as reflectance on `grid`; pixels whose SCL class is in the mask are not clear."""
+        return self.reading(grid)()
+
+    def reading(self, grid: Grid) -> Callable[[], Reflectance]:
+        """Start reading the bands onto `grid` (the last reading waited for); what waits for them."""
         # A thread a band, each reading as soon as its own band is open: GDAL fetches and decodes
         # without the GIL, so the bands' round trips and decoding overlap. A handle is used by one
         # thread at a time; every read ends before an error is raised (and the handles closed).
         reading = {band: _POOL.submit(self._read_one, band, grid) for band in self.opening}
-        wait(reading.values())
-        read = {band: future.result() for band, future in reading.items()}
+        self.reads[:] = [future for future in self.reads if not future.done()] + list(reading.values())
+
+        def read() -> Reflectance:
+            wait(reading.values())
+            return self._reflectance(grid, {band: future.result() for band, future in reading.items()})
+
+        return read
+
+    def _reflectance(self, grid: Grid, read: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> Reflectance:
+        """The bands read, NaN where not clear: every band has data and SCL's class is not masked."""
         valid = np.ones(grid.shape, dtype=bool)
         values: dict[str, np.ndarray] = {}
         for band, (numbers, has_data) in read.items():
@@ -366,10 +382,12 @@ def open_scene_bands(
     # Opened in the background, each header read overlapping the others and the first reads. The
     # reads are submitted after every open, so the pool never waits on work queued behind it.
     opening = {band: _POOL.submit(_open_checked, url) for band, url in urls.items()}
+    opened = SceneBands(scene, opening, mask)
     try:
-        yield SceneBands(scene, opening, mask)
+        yield opened
     finally:
-        wait(opening.values())
+        # No handle is closed under a read still running (one started ahead, say, then an error).
+        wait([*opening.values(), *opened.reads])
         for future in opening.values():
             if future.exception() is None:
                 future.result().close()

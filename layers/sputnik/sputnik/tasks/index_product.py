@@ -8,10 +8,14 @@ How it is built (figures in BENCHMARKS.md, "Index product"):
 - the window is computed in strips of rows: each strip's bands are read as reflectance (the item's
   scale and offset, so values agree across the 2022 baseline change), the index computed, and
   every pixel that is not clear (no data, a masked SCL class) or lies outside the border set to
-  nodata. Memory stays at a few strips plus the clear values whatever the window's size;
+  nodata. The bands are opened once and read together, the next strip's while one is computed
+  and written. Memory stays at a few strips plus the clear values whatever the window's size;
+- a field's window (up to 2048 x 2048 px) is a dataset in memory and its COG a file in GDAL's
+  memory; a larger window is an uncompressed GeoTIFF in a temporary folder;
 - float32 with NaN as nodata, DEFLATE with the floating-point predictor: lossless (clients read the
   index itself, rescaled by the colormap's range); ZSTD was 2 % smaller but slower to write and read,
-  int16 x 10000 2.5 times smaller but scaled; average overviews of the clear pixels;
+  int16 x 10000 2.5 times smaller but scaled; average overviews of the clear pixels; 512 px blocks,
+  or one block of the next power of two for a smaller product;
 - statistics are over the clear pixels inside the border with a value: the clear values are kept in
   one float32 array (4 bytes a pixel at most, 482 MB for a whole tile) so the percentiles are
   exact (numpy's linear interpolation), computed in place; a whole tile peaks at about 800 MB.
@@ -30,11 +34,11 @@ import rasterio
 import rasterio.shutil
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
-from rasterio.io import MemoryFile
+from rasterio.io import DatasetWriter, MemoryFile
 from rasterio.windows import Window
 from shapely.geometry.base import BaseGeometry
 
-from sputnik.bands import CLOUDY_SCL, Grid, SceneBands, open_scene_bands
+from sputnik.bands import CLOUDY_SCL, Grid, SceneBands, open_scene_bands, to_crs
 from sputnik.indices import Index
 from sputnik.stac import Scene
 from sputnik.tasks.rgb_product import (
@@ -99,30 +103,52 @@ def build_index_product(
         grid = bands.grid(border)
         if grid.width * grid.height > MAX_PIXELS:
             raise ProductError(f"window of {grid.width} x {grid.height} pixels is over the limit")
-        block = block_size(grid)
-        with _scratch(grid) as (window, output, product):
-            stats = _write_window(bands, index, grid, border, window, block)
+        with _scratch(grid) as (window, output, finished):
+            stats = _write_window(bands, index, grid, border, window)
             try:
-                rasterio.shutil.copy(window, output, driver="COG", BLOCKSIZE=str(block), **CREATION_OPTIONS)
-                rasterio.shutil.delete(window)
+                rasterio.shutil.copy(
+                    window, output, driver="COG", BLOCKSIZE=str(block_size(grid)), **CREATION_OPTIONS
+                )
             except RasterioError as exc:
                 raise ProductError(UNWRITABLE) from exc
-            written = product()
+            written = finished()
             size = len(written) if isinstance(written, bytes) else written.stat().st_size
             publish(written, destination)
     return IndexProduct(width=grid.width, height=grid.height, bytes_written=size, stats=stats)
 
 
 @contextmanager
-def _scratch(grid: Grid) -> Iterator[tuple[str, str, Callable[[], Path | bytes]]]:
-    """Names of the window and the product, and what gives the product: in memory for a small window."""
+def _scratch(grid: Grid) -> Iterator[tuple[DatasetWriter, str, Callable[[], Path | bytes]]]:
+    """The window to write, where its COG goes, and what ends the window and gives the COG.
+
+    A small window is a dataset in memory and its COG a file in GDAL's memory; a larger one is an
+    uncompressed tiled GeoTIFF in a temporary folder, removed before the COG is published.
+    """
+    profile = {
+        "dtype": "float32",
+        "count": 1,
+        "width": grid.width,
+        "height": grid.height,
+        "crs": grid.crs,
+        "transform": grid.transform,
+        "nodata": NODATA,
+    }
     if grid.width * grid.height <= IN_MEMORY_PIXELS:
-        with MemoryFile() as window, MemoryFile() as product:
-            yield window.name, product.name, product.read
-    else:
-        with tempfile.TemporaryDirectory(prefix="index-product-") as folder:
-            output = Path(folder) / "product.tif"
-            yield str(Path(folder) / "window.tif"), str(output), lambda: output
+        with MemoryFile() as product, rasterio.open("", "w", driver="MEM", **profile) as window:
+            yield window, product.name, product.read
+        return
+    block = block_size(grid)
+    tiles = {"tiled": True, "blockxsize": block, "blockysize": block}
+    with tempfile.TemporaryDirectory(prefix="index-product-") as folder:
+        path, output = Path(folder) / "window.tif", Path(folder) / "product.tif"
+        with rasterio.open(path, "w", driver="GTiff", **tiles, **profile) as window:
+
+            def finished() -> Path:
+                window.close()
+                path.unlink()  # the folder holds the product alone while it is uploaded
+                return output
+
+            yield window, str(output), finished
 
 
 def block_size(grid: Grid) -> int:
@@ -136,45 +162,39 @@ def block_size(grid: Grid) -> int:
 
 
 def _write_window(
-    bands: SceneBands, index: Index, grid: Grid, border: BaseGeometry, path: str, block: int
+    bands: SceneBands, index: Index, grid: Grid, border: BaseGeometry, dst: DatasetWriter
 ) -> dict[str, Any]:
-    """Compute the index strip by strip into an uncompressed tiled GeoTIFF with overviews; its statistics."""
-    profile = {
-        "driver": "GTiff",
-        "dtype": "float32",
-        "count": 1,
-        "width": grid.width,
-        "height": grid.height,
-        "crs": grid.crs,
-        "transform": grid.transform,
-        "nodata": NODATA,
-        "tiled": True,
-        "blockxsize": block,
-        "blockysize": block,
-    }
+    """Compute the index strip by strip into the window, then its overviews; the statistics."""
+    inside_border = to_crs(border, grid.crs)
+    strips = [
+        Window(0, row, grid.width, min(STRIP_ROWS, grid.height - row))
+        for row in range(0, grid.height, STRIP_ROWS)
+    ]
     # Pages of this array are touched only as clear values arrive: a cloudy scene costs little.
     values = np.empty(grid.width * grid.height, dtype=np.float32)
     kept = inside_pixels = clear_pixels = 0
-    with rasterio.open(path, "w", **profile) as dst:
-        for row in range(0, grid.height, STRIP_ROWS):
-            window = Window(0, row, grid.width, min(STRIP_ROWS, grid.height - row))
-            strip = grid.window(window)
-            reflectance = bands.read(strip)
-            inside = strip.border_mask(border)
-            clear = reflectance.clear & inside
-            computed = index.compute(reflectance.bands)
-            computed[~clear] = np.nan
-            inside_pixels += int(np.count_nonzero(inside))
-            clear_pixels += int(np.count_nonzero(clear))
-            found = computed[~np.isnan(computed)]
-            values[kept : kept + found.size] = found
-            kept += found.size
-            dst.write(computed, 1, window=window)
-            del reflectance, computed, found, clear, inside
-        stats = statistics(values[:kept], clear_pixels, inside_pixels)
-        del values  # before the overviews, which fill GDAL's block cache
-        # Averages of the clear pixels only: GDAL leaves nodata out.
-        dst.build_overviews(overview_factors(Window(0, 0, grid.width, grid.height)), Resampling.average)
+    reading = bands.reading(grid.window(strips[0]))
+    for number, window in enumerate(strips):
+        strip = grid.window(window)
+        inside = strip.mask(inside_border)  # while the strip's bands are read
+        reflectance = reading()
+        if number + 1 < len(strips):
+            # The next strip is read while this one is computed and written.
+            reading = bands.reading(grid.window(strips[number + 1]))
+        clear = reflectance.clear & inside
+        computed = index.compute(reflectance.bands)
+        computed[~clear] = np.nan
+        inside_pixels += int(np.count_nonzero(inside))
+        clear_pixels += int(np.count_nonzero(clear))
+        found = computed[~np.isnan(computed)]
+        values[kept : kept + found.size] = found
+        kept += found.size
+        dst.write(computed, 1, window=window)
+        del reflectance, computed, found, clear, inside
+    stats = statistics(values[:kept], clear_pixels, inside_pixels)
+    del values  # before the overviews, which fill GDAL's block cache
+    # Averages of the clear pixels only: GDAL leaves nodata out.
+    dst.build_overviews(overview_factors(Window(0, 0, grid.width, grid.height)), Resampling.average)
     return stats
 
 

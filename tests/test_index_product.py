@@ -131,8 +131,8 @@ def test_the_product_is_a_valid_cog_with_overviews_of_clear_pixels(
 def test_a_window_in_strips_and_in_a_temporary_folder_gives_the_same_product(
     real_scene: stac.Scene, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A field's window is one strip in memory; a large one is read in strips (the next read while
-    # one is written) into a file. Both, forced on the real scene, give the same product.
+    # A field's window is one strip in memory; a large one is read in strips into a file. Both,
+    # forced on the real scene, give the same product.
     whole = build_index_product(real_scene, INDICES["ndvi"], TRIANGLE, str(tmp_path / "memory.tif"))
     monkeypatch.setattr(index_product, "STRIP_ROWS", 64)
     monkeypatch.setattr(index_product, "IN_MEMORY_PIXELS", 0)

@@ -8,8 +8,8 @@ How it is built (figures in BENCHMARKS.md, "Index product"):
 - the window is computed in strips of rows: each strip's bands are read as reflectance (the item's
   scale and offset, so values agree across the 2022 baseline change), the index computed, and
   every pixel that is not clear (no data, a masked SCL class) or lies outside the border set to
-  nodata. The bands are opened once and read together, the next strip's while one is computed
-  and written. Memory stays at a few strips plus the clear values whatever the window's size;
+  nodata. The bands are opened once and read together, the border's mask made meanwhile. Memory
+  stays at a few strips plus the clear values whatever the window's size;
 - a field's window (up to 2048 x 2048 px) is a dataset in memory and its COG a file in GDAL's
   memory; a larger window is an uncompressed GeoTIFF in a temporary folder;
 - float32 with NaN as nodata, DEFLATE with the floating-point predictor: lossless (clients read the
@@ -24,7 +24,7 @@ How it is built (figures in BENCHMARKS.md, "Index product"):
 import math
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,24 +96,23 @@ def build_index_product(
     """
     configure_gdal()  # the S3 settings the tile functions use (idempotent)
     border = parse_border(border_wkt)
-    with (
-        rasterio.Env(**gdal_env(), **INDEX_GDAL_OPTIONS),
-        open_scene_bands(scene, index.bands, mask) as bands,
-    ):
-        grid = bands.grid(border)
-        if grid.width * grid.height > MAX_PIXELS:
-            raise ProductError(f"window of {grid.width} x {grid.height} pixels is over the limit")
-        with _scratch(grid) as (window, output, finished):
+    with rasterio.Env(**gdal_env(), **INDEX_GDAL_OPTIONS), ExitStack() as scratch:
+        with open_scene_bands(scene, index.bands, mask) as bands:
+            grid = bands.grid(border)
+            if grid.width * grid.height > MAX_PIXELS:
+                raise ProductError(f"window of {grid.width} x {grid.height} pixels is over the limit")
+            window, output, finished = scratch.enter_context(_scratch(grid))
             stats = _write_window(bands, index, grid, border, window)
-            try:
-                rasterio.shutil.copy(
-                    window, output, driver="COG", BLOCKSIZE=str(block_size(grid)), **CREATION_OPTIONS
-                )
-            except RasterioError as exc:
-                raise ProductError(UNWRITABLE) from exc
-            written = finished()
-            size = len(written) if isinstance(written, bytes) else written.stat().st_size
-            publish(written, destination)
+        # The bands are closed, their blocks out of GDAL's cache, before the COG is written.
+        try:
+            rasterio.shutil.copy(
+                window, output, driver="COG", BLOCKSIZE=str(block_size(grid)), **CREATION_OPTIONS
+            )
+        except RasterioError as exc:
+            raise ProductError(UNWRITABLE) from exc
+        written = finished()
+        size = len(written) if isinstance(written, bytes) else written.stat().st_size
+        publish(written, destination)
     return IndexProduct(width=grid.width, height=grid.height, bytes_written=size, stats=stats)
 
 
@@ -166,21 +165,15 @@ def _write_window(
 ) -> dict[str, Any]:
     """Compute the index strip by strip into the window, then its overviews; the statistics."""
     inside_border = to_crs(border, grid.crs)
-    strips = [
-        Window(0, row, grid.width, min(STRIP_ROWS, grid.height - row))
-        for row in range(0, grid.height, STRIP_ROWS)
-    ]
     # Pages of this array are touched only as clear values arrive: a cloudy scene costs little.
     values = np.empty(grid.width * grid.height, dtype=np.float32)
     kept = inside_pixels = clear_pixels = 0
-    reading = bands.reading(grid.window(strips[0]))
-    for number, window in enumerate(strips):
+    for row in range(0, grid.height, STRIP_ROWS):
+        window = Window(0, row, grid.width, min(STRIP_ROWS, grid.height - row))
         strip = grid.window(window)
+        reading = bands.reading(strip)
         inside = strip.mask(inside_border)  # while the strip's bands are read
         reflectance = reading()
-        if number + 1 < len(strips):
-            # The next strip is read while this one is computed and written.
-            reading = bands.reading(grid.window(strips[number + 1]))
         clear = reflectance.clear & inside
         computed = index.compute(reflectance.bands)
         computed[~clear] = np.nan

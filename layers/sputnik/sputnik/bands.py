@@ -20,6 +20,7 @@ What the index and composite tasks read, one scene at a time:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -134,8 +135,15 @@ class Grid:
 
 def to_crs(border: BaseGeometry, crs: CRS) -> BaseGeometry:
     """A lon/lat geometry in `crs`, densified first so that its edges keep their course."""
-    dense = shapely.segmentize(border, DENSIFY_DEGREES)
-    return shape(transform_geom(CRS.from_epsg(4326), crs, mapping(dense)))
+    # A build projects the same border for its grid and for its mask: the second is a look-up.
+    return _projected(border.wkb, crs.to_wkt())
+
+
+@functools.lru_cache(maxsize=8)
+def _projected(wkb: bytes, crs_wkt: str) -> BaseGeometry:
+    """to_crs of a geometry's WKB (shapely geometries are immutable: the cached one is shared)."""
+    dense = shapely.segmentize(shapely.from_wkb(wkb), DENSIFY_DEGREES)
+    return shape(transform_geom(CRS.from_epsg(4326), CRS.from_wkt(crs_wkt), mapping(dense)))
 
 
 def border_grid(source: DatasetReader | Grid, border: BaseGeometry) -> Grid:

@@ -7,11 +7,23 @@ import boto3
 import numpy
 import pytest
 import rasterio
+from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
 from rasterio.windows import from_bounds
 from shapely.geometry import box
 
 from sputnik import stac
-from sputnik.bands import CLOUDY_SCL, BandError, band_name, read_reflectance, scaling, scene_grid
+from sputnik.bands import (
+    CLOUDY_SCL,
+    BandError,
+    Grid,
+    band_name,
+    border_grid,
+    read_numbers,
+    read_reflectance,
+    scaling,
+    scene_grid,
+)
 from tests.support.real_scene import SCENE, SCENE_DIR, SCENE_PREFIX
 from tests.support.tiles import (  # noqa: F401 (tiles_fixture registers the `tiles` fixture here)
     ARCHIVE,
@@ -116,6 +128,41 @@ def test_scl_classes_are_masked_at_the_bands_resolution(real_scene: stac.Scene, 
     assert numpy.isnan(got.bands["B04"][cloudy]).all()
     unmasked = read_reflectance(real_scene, ["B04"], grid, mask=[])
     assert numpy.array_equal(unmasked.clear, unmasked.valid)
+
+
+@pytest.mark.parametrize("band", ["B04", "SCL"])
+@pytest.mark.parametrize("start", ["border", "odd", "before", "past"])
+def test_reads_on_the_bands_grid_pick_the_pixels_a_warp_picks(tiles: Tiles, band: str, start: str) -> None:
+    # The bands' grid over the border, or as large starting one pixel later (half an SCL pixel off),
+    # or across the scene's first or last pixels (no data outside it).
+    folder = tiles.fixtures_dir / SCENE_DIR
+    with rasterio.open(folder / "B04.tif") as b04:
+        base = border_grid(b04, BORDER)
+        col, row = ~b04.transform * (base.transform.c, base.transform.f)
+        offset = {"border": (col, row), "odd": (col + 1, row + 1), "before": (-3, -5)}
+        col, row = offset.get(start, (b04.width - 101, b04.height - 100))
+        transform = b04.transform * b04.transform.translation(round(col), round(row))
+    grid = Grid(base.crs, transform, base.width, base.height)
+    with rasterio.open(folder / f"{band}.tif") as src:
+        numbers, has_data = read_numbers(src, grid)
+        nodata = src.nodata or 0
+        with WarpedVRT(
+            src,
+            crs=grid.crs,
+            transform=grid.transform,
+            width=grid.width,
+            height=grid.height,
+            resampling=Resampling.nearest,
+            src_nodata=nodata,
+            nodata=nodata,
+        ) as vrt:
+            warped = vrt.read(1, masked=True)
+    assert numbers.shape == grid.shape and numbers.dtype == warped.dtype
+    assert numpy.array_equal(has_data, ~numpy.ma.getmaskarray(warped))
+    assert numpy.array_equal(numbers[has_data], warped.data[has_data])
+    assert has_data.any()
+    if start in ("before", "past"):
+        assert not has_data[:5].any() if start == "before" else not has_data[-5:].any()
 
 
 def test_a_band_outside_the_archive_is_refused_before_reading(real_scene: stac.Scene) -> None:

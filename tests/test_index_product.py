@@ -17,6 +17,7 @@ from sputnik import stac
 from sputnik.band_names import V1_TO_V0
 from sputnik.bands import CLOUDY_SCL, BandError, Grid, scene_grid
 from sputnik.indices import INDICES, expression_index
+from sputnik.tasks import index_product
 from sputnik.tasks.index_product import build_index_product
 from tests.support.real_scene import SCENE, SCENE_DIR, SCENE_PREFIX
 from tests.support.tiles import (  # noqa: F401 (tiles_fixture registers the `tiles` fixture here)
@@ -125,6 +126,24 @@ def test_the_product_is_a_valid_cog_with_overviews_of_clear_pixels(
         small = cog.read(1, out_shape=(cog.height // 2, cog.width // 2))
     # An overview pixel averages the clear pixels under it, none of them nodata.
     assert numpy.isfinite(small).any() and numpy.nanmax(small) <= numpy.nanmax(full) + 1e-6
+
+
+def test_a_window_in_strips_and_in_a_temporary_folder_gives_the_same_product(
+    real_scene: stac.Scene, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A field's window is one strip in memory; a large one is read in strips into a file. Both,
+    # forced on the real scene, give the same product.
+    whole = build_index_product(real_scene, INDICES["ndvi"], TRIANGLE, str(tmp_path / "memory.tif"))
+    monkeypatch.setattr(index_product, "STRIP_ROWS", 64)
+    monkeypatch.setattr(index_product, "IN_MEMORY_PIXELS", 0)
+    strips = build_index_product(real_scene, INDICES["ndvi"], TRIANGLE, str(tmp_path / "strips.tif"))
+    assert whole.height > 4 * 64 and strips.stats == whole.stats
+    assert strips.bytes_written == (tmp_path / "strips.tif").stat().st_size
+    with rasterio.open(tmp_path / "memory.tif") as one, rasterio.open(tmp_path / "strips.tif") as other:
+        assert {**one.profile, "nodata": 0} == {**other.profile, "nodata": 0} and numpy.isnan(other.nodata)
+        numpy.testing.assert_array_equal(one.read(1), other.read(1))
+        numpy.testing.assert_array_equal(one.read(1, out_shape=(50, 50)), other.read(1, out_shape=(50, 50)))
+    assert not list(tmp_path.glob(".*partial"))
 
 
 def test_mask_param_decides_which_scene_classes_are_clear(real_scene: stac.Scene, tmp_path: Path) -> None:

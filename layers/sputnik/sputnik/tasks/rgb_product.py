@@ -213,13 +213,17 @@ def _copy_masked(src: DatasetReader, window: Window, inside: BaseGeometry, path:
         dst.build_overviews(overview_factors(window), Resampling.average)
 
 
-def publish(path: Path, destination: str) -> None:
-    """Put the finished file at `destination` in one step: an S3 upload or an atomic rename."""
+def publish(body: Path | bytes, destination: str) -> None:
+    """Put the finished file (path or bytes) at `destination` in one step: an S3 upload or atomic rename."""
     if destination.startswith("s3://"):
         bucket, _, key = destination.removeprefix("s3://").partition("/")
         if not bucket or not key:
             raise ProductError("destination must be s3://bucket/key or a local path")
-        aws.client("s3").upload_file(str(path), bucket, key, ExtraArgs={"ContentType": "image/tiff"})
+        extra = {"ContentType": "image/tiff"}
+        if isinstance(body, bytes):
+            aws.client("s3").put_object(Bucket=bucket, Key=key, Body=body, **extra)
+        else:
+            aws.client("s3").upload_file(str(body), bucket, key, ExtraArgs=extra)
         return
     target = Path(destination)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -227,7 +231,10 @@ def publish(path: Path, destination: str) -> None:
     fd, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
     os.close(fd)
     try:
-        shutil.copyfile(path, partial)
+        if isinstance(body, bytes):
+            Path(partial).write_bytes(body)
+        else:
+            shutil.copyfile(body, partial)
         os.replace(partial, target)
     except BaseException:
         Path(partial).unlink(missing_ok=True)

@@ -103,13 +103,17 @@ $(RUNTIME_SDK)/.installed: layers/sputnik/lock/runtime.txt $(STAMP)
 FUZZ_EXAMPLES ?= 25
 FUZZ_SEED ?= 26
 PYTEST_ARGS ?=
+# Three workers on two cores: a quarter of the suite's time is waiting (browser frames, Step Functions
+# polling, GDAL timeouts, `sputnik local`'s start), which a third worker fills (BENCHMARKS.md, Tests).
+WORKERS ?= 3
 pytest: $(RUNTIME_SDK)/.installed $(STAMP) bundle chromium
 	PYTHONPATH=$(CURDIR)/$(RUNTIME_SDK) SPUTNIK_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) SPUTNIK_FUZZ_SEED=$(FUZZ_SEED) \
-		$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder -q $(PYTEST_ARGS)
+		$(BIN)/pytest -n $(WORKERS) --dist loadfile --no-loadscope-reorder -q $(PYTEST_ARGS)
 
 # Not again: how each function starts on Lambda (Lambda has the runtime's SDK, tested above), nor
 # every stage's sample event (the same library code); the ingest and HTTP samples run through
-# `sputnik invoke` with this SDK too.
+# `sputnik invoke` with this SDK too. Two workers: its four modules leave a third one starting a
+# stack for a few tests (28 s against 39).
 PINNED_ONLY := not test_on_lambda and (not test_every_event_runs or IngestFunction or ProjectsFunction)
 pytest-pinned-sdk: $(STAMP) bundle
 	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder -q $(PYTEST_ARGS) -k "$(PINNED_ONLY)" \

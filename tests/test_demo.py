@@ -1,12 +1,16 @@
 """`make run`'s demo data: the demo user, scenes ingested through S3 events, projects, products."""
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import numpy
 import pytest
+import rasterio
 
 from sputnik_tools.local.run import DEMO_LOGIN, DEMO_PASSWORD, load_demo
+from tests.conftest import REPO
 from tests.support.projects import new_project
 from tests.support.tasks import finished
 
@@ -71,3 +75,28 @@ def test_demo_runs_both_tasks_as_the_readme_shows(demo: httpx.Client) -> None:
     data = finished(demo, first, demo.post("/task/run", json=body).json()["event_id"])
     assert data["result"] == "SUCCESS"
     assert f"{hidden}-rgb" in demo.get("/rgb/list", params={"project_id": first}).json()["product_ids"]
+
+
+def shown(picture: bytes) -> float:
+    """The share of a tile's pixels that are not transparent."""
+    with rasterio.MemoryFile(picture) as memory, memory.open() as image:
+        return float(numpy.mean(image.read(image.count) > 0))
+
+
+def test_the_readmes_mosaic_and_composite_tiles_show_the_demo_data(demo: httpx.Client) -> None:
+    """Each tile the README fetches from the demo is mostly imagery, and its cloud mask hides some."""
+    readme = (REPO / "README.md").read_text()
+    urls = re.findall(r"'http://127\.0\.0\.1:8000(/(?:mosaic|product)/tile/\d+/[^']+)'", readme)
+    assert len(urls) >= 4, urls
+    # The README's project ids are the demo's first three, in order.
+    projects = [p["project_id"] for p in demo.get("/project/list").json()["projects"][:3]]
+    shares = {}
+    for url in urls:
+        kind, project, rest = re.fullmatch(r"/(\w+)/tile/(\d+)/(.+)", url).groups()  # type: ignore[union-attr]
+        got = demo.get(f"/{kind}/tile/{projects[int(project) - 1]}/{rest}")
+        assert got.status_code == 200, (url, got.text)
+        shares[url] = shown(got.content)
+        assert shares[url] >= 0.25, f"{url}: {shares[url]:.0%} of the tile shows anything"
+    for url, share in shares.items():
+        if url.endswith("?mask=clouds"):
+            assert share < shares[url.removesuffix("?mask=clouds")], url

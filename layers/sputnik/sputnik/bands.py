@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -219,10 +219,14 @@ def open_band(url: str) -> Iterator[DatasetReader]:
         yield src
 
 
+def finest_band(bands: Iterable[str]) -> str:
+    """The archive name of the finest of `bands` (10 m before 20 m): the band whose pixels make the grid."""
+    return min((band_name(band) for band in bands), key=lambda band: RESOLUTION[band])
+
+
 def scene_grid(scene: Scene, bands: Sequence[str], border: BaseGeometry) -> Grid:
     """The grid of the scene's finest band among `bands` over the border (its 10 m grid for 10 m bands)."""
-    finest = min((band_name(band) for band in bands), key=lambda band: RESOLUTION[band])
-    with open_band(band_url(scene, finest)) as src:
+    with open_band(band_url(scene, finest_band(bands))) as src:
         return border_grid(src, border)
 
 
@@ -302,13 +306,6 @@ def read_numbers(src: DatasetReader, grid: Grid) -> tuple[np.ndarray, np.ndarray
     return numbers, has_data
 
 
-def read_band(url: str, grid: Grid) -> np.ma.MaskedArray:
-    """One band's digital numbers on `grid` (nearest), masked where the source has no data or no pixel."""
-    with open_band(url) as src:
-        numbers, has_data = read_numbers(src, grid)
-    return np.ma.MaskedArray(numbers, mask=~has_data)
-
-
 @dataclass(frozen=True)
 class SceneBands:
     """A scene's bands, and SCL unless `mask` is None, each opening in its own handle, to read onto grids."""
@@ -324,8 +321,7 @@ class SceneBands:
 
     def grid(self, border: BaseGeometry) -> Grid:
         """The grid of the finest reflectance band over the border (as `scene_grid`)."""
-        finest = min((band for band in self.opening if band != SCL), key=lambda band: RESOLUTION[band])
-        return border_grid(self.source(finest), border)
+        return border_grid(self.source(finest_band(band for band in self.opening if band != SCL)), border)
 
     def read(self, grid: Grid) -> Reflectance:
         """The bands as reflectance on `grid`; pixels whose SCL class is in the mask are not clear."""

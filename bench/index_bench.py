@@ -3,15 +3,16 @@
 Scenes are laid out as the archive's are: B04 and B08 10980 x 10980 (10 m), SCL 5490 x 5490 (20 m),
 DEFLATE, 1024 px blocks, overviews, nodata 0. The block holding the field is the real fixture
 scene's pixels (upsampled to 10 m with pixel noise, its SCL repeated), the rest is nodata: files stay
-a few MB, so a hundred distinct scenes fit in the local stack's S3 (moto, which logs every request).
-Each scene is its own set of objects: nothing one build read is in GDAL's cache for the next.
+a few MB, so two hundred distinct scenes fit in a moto S3 that logs every request, served from a
+process of its own as S3 serves from other machines (`bench/separate_s3.py`). Each scene is its own
+set of objects: nothing one build read is in GDAL's cache for the next.
 
 - per scene, `build_index_product` (NDVI, the default SCL mask, the product written to a local file)
   against the usual way with rio-tiler: `Reader.feature` of each band over the field on the 10 m
   grid (SCL at the same size, nearest), then numpy masking and statistics; both with the same GDAL
   settings. Ranged GETs and bytes per scene against the compressed bytes of the blocks the field
   touches (read from the files' own block tables);
-- 10 scenes, 100 others, 10 more: the time for 100 against the mean of the two tens;
+- two batches of 10 scenes, 100 others, two tens, 100, two tens: the hundreds' mean time against the tens';
 - a whole 10980 x 10980 window (every pixel valid and clear, the worst case for the statistics), in
   a child process: its peak resident memory;
 - the product's candidate encodings on the real scene's NDVI and on the whole-tile product.
@@ -40,6 +41,7 @@ from rio_tiler.io import Reader
 from shapely.geometry import box, mapping, shape
 
 from bench.common import FIXTURES, row, running_stack
+from bench.separate_s3 import SeparateS3, separate_s3
 from sputnik import stac
 from sputnik.bands import CLOUDY_SCL
 from sputnik.indices import INDICES
@@ -60,7 +62,8 @@ FIELD_UTM = box(
     TOP - 5 * BLOCK * RES - 4620,
 )
 FEW, MANY = 10, 100
-PAIRS = 10  # scenes built each way for the time and GET figures
+TENS, HUNDREDS = 2, 2  # batches of FEW scenes before and after each of the batches of MANY
+PAIRS = 20  # scenes built each way for the time and GET figures
 ENCODINGS: dict[str, dict[str, str]] = {
     "float32 DEFLATE + predictor 3 (chosen)": {"COMPRESS": "DEFLATE", "PREDICTOR": "3"},
     "float32 ZSTD + predictor 3": {"COMPRESS": "ZSTD", "PREDICTOR": "3"},
@@ -200,10 +203,10 @@ def rio_tiler_way(scene: stac.Scene, field: dict[str, Any]) -> dict[str, Any]:
     return {"valid_pixels": values.size, "mean": values.mean(), "median": median, "p10": p10, "p90": p90}
 
 
-def s3_reads(stack: Any, bucket: str) -> tuple[int, int]:
-    """(ranged GETs, bytes) of the archive bucket among the requests logged since the last clear."""
+def s3_reads(s3: SeparateS3, bucket: str) -> tuple[int, int]:
+    """(ranged GETs, bytes) of the archive bucket among the requests served since the last call."""
     gets = size = 0
-    for method, path, ranged in stack.requests:
+    for method, path, ranged in s3.requests():
         if method == "GET" and path.startswith(f"/{bucket}/") and ranged:
             start, _, end = ranged.removeprefix("bytes=").partition("-")
             gets += 1
@@ -211,13 +214,15 @@ def s3_reads(stack: Any, bucket: str) -> tuple[int, int]:
     return gets, size
 
 
-def bench_field(stack: Any, folder: Path) -> None:
+def bench_field(s3: SeparateS3, folder: Path) -> None:
     """The field over many scenes: ours against rio-tiler's, GETs and bytes, 100 scenes against 10."""
     bucket = get_settings().archive_bucket
     t = time.perf_counter()
     bands = make_bands(folder, whole=False)
     touched = sum(block_bytes(path, FIELD_UTM) for path in bands.values())
-    scenes = upload_scenes(stack.client("s3"), bucket, bands, 2 * PAIRS + 2 * FEW + MANY)
+    scenes = upload_scenes(
+        s3.client(), bucket, bands, 2 * PAIRS + (HUNDREDS + 1) * TENS * FEW + HUNDREDS * MANY
+    )
     print(f"  scenes generated and uploaded in {time.perf_counter() - t:.0f} s")
     field = lonlat(FIELD_UTM)
     field_geojson = mapping(field)
@@ -230,16 +235,15 @@ def bench_field(stack: Any, folder: Path) -> None:
     their_reads: list[tuple[int, int]] = []
     with rasterio.Env(**gdal_env(), **PRODUCT_GDAL_OPTIONS):
         for i in range(PAIRS):
-            stack.clear_requests()
+            s3.requests()
             t = time.perf_counter()
             made = build_index_product(scenes[2 * i], ndvi, field.wkt, str(out))
             ours.append(time.perf_counter() - t)
-            reads.append(s3_reads(stack, bucket))
-            stack.clear_requests()
+            reads.append(s3_reads(s3, bucket))
             t = time.perf_counter()
             usual = rio_tiler_way(scenes[2 * i + 1], field_geojson)
             theirs.append(time.perf_counter() - t)
-            their_reads.append(s3_reads(stack, bucket))
+            their_reads.append(s3_reads(s3, bucket))
     print(f"  field: {made.width} x {made.height} px, blocks it touches in B04, B08, SCL: {touched:,} bytes")
     print(
         f"  the same answer: {made.stats['valid_pixels']} clear pixels, median {made.stats['median']:.4f};"
@@ -265,8 +269,9 @@ def bench_field(stack: Any, folder: Path) -> None:
         row("time, ours / rio-tiler's (median)", f"{statistics.median(ours) / statistics.median(theirs):.2f}")
     )
 
-    # 10 scenes before the 100 and 10 after: at some 40 ms a scene, one batch of 10 is a third of a
-    # second, which a moment of the machine's load moves by a tenth; the two batches bracket the 100.
+    # Tens of scenes around each of two hundreds, one after the other: at some 40 ms a scene one
+    # batch of 10 is under half a second, which a moment of the machine's load moves by a tenth (0.36 s
+    # and 0.41 s in one run), and a single hundred drifts with the load as much; the means compare.
     batches = iter(range(2 * PAIRS, len(scenes), 1))
 
     def build_batch(count: int) -> float:
@@ -275,11 +280,27 @@ def bench_field(stack: Any, folder: Path) -> None:
             build_index_product(scenes[next(batches)], ndvi, field.wkt, str(out))
         return time.perf_counter() - t
 
-    before, many, after = build_batch(FEW), build_batch(MANY), build_batch(FEW)
-    few = (before + after) / 2
-    print(row(f"{FEW} scenes, s (before and after the {MANY})", f"{before:.2f}", f"{after:.2f}"))
-    print(row(f"{MANY} scenes, s", f"{many:.2f}"))
-    print(row(f"{MANY} / {FEW} scenes (the mean of the two)", f"{many / few:.2f}"))
+    tens = [build_batch(FEW) for _ in range(TENS)]
+    hundreds = []
+    for _ in range(HUNDREDS):
+        hundreds.append(build_batch(MANY))
+        tens += [build_batch(FEW) for _ in range(TENS)]
+    print(row(f"{FEW} scenes, s, in order", *(f"{t:.2f}" for t in tens[:TENS])))
+    for i in range(HUNDREDS):
+        print(
+            row(
+                f"{MANY} scenes, s, then {FEW} scenes",
+                f"{hundreds[i]:.2f}",
+                "",
+                *(f"{t:.2f}" for t in tens[(i + 1) * TENS : (i + 2) * TENS]),
+            )
+        )
+    print(
+        row(
+            f"{MANY} / {FEW} scenes (means of the {HUNDREDS} and {len(tens)})",
+            f"{statistics.mean(hundreds) / statistics.mean(tens):.2f}",
+        )
+    )
 
 
 WHOLE = """
@@ -300,16 +321,16 @@ print(json.dumps({"seconds": seconds, "peak_kb": int(peak), "width": made.width,
 """
 
 
-def bench_whole(stack: Any, folder: Path) -> Path:
+def bench_whole(s3: SeparateS3, folder: Path) -> Path:
     """A whole tile's window in a child process: time and peak resident memory; the product."""
     bucket = get_settings().archive_bucket
     t = time.perf_counter()
     bands = make_bands(folder, whole=True)
     prefix = "sentinel-s2-l2a-cogs/29/R/KH/2020/2/BENCH_WHOLE"
-    s3 = stack.client("s3")
+    client = s3.client()
     assets = {}
     for band, path in bands.items():
-        s3.upload_file(str(path), bucket, f"{prefix}/{band}.tif")
+        client.upload_file(str(path), bucket, f"{prefix}/{band}.tif")
         assets[band] = f"s3://{bucket}/{prefix}/{band}.tif"
         path.unlink()
     print(f"  whole-tile bands generated and uploaded in {time.perf_counter() - t:.0f} s")
@@ -401,15 +422,15 @@ def bench_encodings(folder: Path, products: dict[str, Path]) -> None:
             plain.unlink()
 
 
-def real_scene_product(stack: Any, folder: Path) -> Path:
+def real_scene_product(s3: SeparateS3, folder: Path) -> Path:
     """The real scene's NDVI over its whole extent (its bands as they are in the fixture)."""
     bucket = get_settings().archive_bucket
     prefix = "sentinel-s2-l2a-cogs/29/R/KH/2020/2/BENCH_REAL"
-    s3 = stack.client("s3")
+    client = s3.client()
     scene = stac.parse_item((SCENE / f"{SCENE.name}.json").read_text())
     assets = dict(scene.assets)
     for band, v1 in (("B04", "red"), ("B08", "nir"), ("SCL", "scl")):
-        s3.upload_file(str(SCENE / f"{band}.tif"), bucket, f"{prefix}/{band}.tif")
+        client.upload_file(str(SCENE / f"{band}.tif"), bucket, f"{prefix}/{band}.tif")
         assets[band] = assets[v1] = f"s3://{bucket}/{prefix}/{band}.tif"
     real = stac.Scene(**{**scene.__dict__, "assets": assets})
     out = folder / "real.tif"
@@ -421,11 +442,15 @@ def real_scene_product(stack: Any, folder: Path) -> Path:
 def main() -> None:
     """Run the index benchmark and print its figures."""
     print("index product benchmark (bench/index_bench.py)")
-    with running_stack(record_requests=True) as (stack, _), tempfile.TemporaryDirectory() as tmp:
+    with running_stack(), separate_s3() as s3, tempfile.TemporaryDirectory() as tmp:
+        # The archive is read from S3 in a process of its own, as from S3 itself (bench/separate_s3.py).
+        os.environ["AWS_ENDPOINT_URL_S3"] = s3.endpoint
+        configure_gdal()
+        s3.client().create_bucket(Bucket=get_settings().archive_bucket)  # type: ignore[attr-defined]
         folder = Path(tmp)
-        bench_field(stack, folder)
-        real = real_scene_product(stack, folder)
-        whole = bench_whole(stack, folder)
+        bench_field(s3, folder)
+        real = real_scene_product(s3, folder)
+        whole = bench_whole(s3, folder)
         bench_encodings(
             folder, {"real scene (1098 x 1098, 100 m)": real, "whole tile (10980 x 10980)": whole}
         )

@@ -10,7 +10,12 @@ import yaml
 _SHORT_TAGS = {"Ref": "Ref", "Condition": "Condition"}
 
 
-class _CfnLoader(yaml.SafeLoader):
+# libyaml's parser when PyYAML has it (its wheels do): the template parses in 20 ms instead of 150,
+# and every `sputnik` command parses it up to three times. The constructors are Python's either way.
+_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _CfnLoader(_SafeLoader):
     """YAML loader that turns CloudFormation short tags (!Ref, !GetAtt, !Sub, ...) into long form."""
 
 

@@ -37,6 +37,7 @@ from sputnik.errors import InvalidInput
 from sputnik.mgrs import normalize_tile, tile_utm_bounds
 from sputnik.settings import ARCHIVE_PREFIX
 from sputnik.stac import item_key, parse_day, parse_item, scene_prefix
+from sputnik.tiles.gdal import reuse_gdal_session
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -325,6 +326,9 @@ def _cog(data: npt.NDArray[Any], grid: _Grid, epsg: int, resampling: Literal["av
         "transform": grid.transform,
         "nodata": 0,
     }
+    # With AWS keys in the environment every rasterio.Env (rio-cogeo enters several a COG) builds a
+    # boto3 session, ~18 ms each: 4.3 of the demo archive's 7.2 s. GDAL writes to memory only here.
+    reuse_gdal_session()
     with MemoryFile() as src_file:
         with src_file.open(**source) as dst:
             dst.write(data)

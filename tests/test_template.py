@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from infra.transform import dependency_cycle, references, transform
-from sputnik_tools.template import Template, load_template
+from sputnik_tools.template import Template, _CfnLoader, _construct_tag, load_template
 from tests.conftest import REPO, TEMPLATE
 
 SOURCE = load_template(TEMPLATE)
@@ -29,6 +30,29 @@ BUCKETS = sorted(Template.load(TEMPLATE).of_type("AWS::S3::Bucket"))
 def transformed() -> dict[str, Any]:
     """The template after the SAM transform (computed once: the transform takes a second)."""
     return transform(SOURCE)
+
+
+def test_the_template_reads_the_same_through_libyaml_as_through_pyyamls_own_parser(tmp_path: Path) -> None:
+    class PurePython(yaml.SafeLoader):
+        """The loader the template had before: PyYAML's pure-Python parser, the same constructors."""
+
+    PurePython.add_multi_constructor("!", _construct_tag)
+    assert issubclass(_CfnLoader, yaml.CSafeLoader)  # the C parser is what `sputnik` commands use
+    with TEMPLATE.open() as f:
+        assert yaml.load(f, Loader=PurePython) == SOURCE
+    # Short tags in every node kind, as the template writes them, come out in long form.
+    tags = tmp_path / "tags.yaml"
+    tags.write_text(
+        "Resources:\n  A: {Type: T, Properties: {B: !Ref X, C: !GetAtt Y.Arn, D: !Sub [s, {k: v}],"
+        " E: !If [c, !Ref Z, {Ref: AWS::NoValue}], F: !Select {i: 0}}}\n"
+    )
+    assert load_template(tags)["Resources"]["A"]["Properties"] == {
+        "B": {"Ref": "X"},
+        "C": {"Fn::GetAtt": ["Y", "Arn"]},
+        "D": {"Fn::Sub": ["s", {"k": "v"}]},
+        "E": {"Fn::If": ["c", {"Ref": "Z"}, {"Ref": "AWS::NoValue"}]},
+        "F": {"Fn::Select": {"i": 0}},
+    }
 
 
 def of_type(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:

@@ -69,7 +69,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy layers/sputnik/sputnik tools/sputnik_tools
 	@for f in functions/*/app.py; do $(BIN)/mypy --no-error-summary $$f || exit 1; done
-	$(BIN)/mypy infra
+	$(BIN)/mypy infra bench
 
 cfn-lint: $(STAMP)
 	$(BIN)/cfn-lint template.yaml

@@ -53,11 +53,11 @@ def dynamodb_calls() -> Iterator[Counter[str]]:
             counts[name] += 1
         return original(self, name, params)
 
-    botocore.client.BaseClient._make_api_call = counting  # type: ignore[method-assign]
+    botocore.client.BaseClient._make_api_call = counting
     try:
         yield counts
     finally:
-        botocore.client.BaseClient._make_api_call = original  # type: ignore[method-assign]
+        botocore.client.BaseClient._make_api_call = original
 
 
 def percentile(values: list[float], q: float) -> float:

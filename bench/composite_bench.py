@@ -242,7 +242,7 @@ def way_riotiler(job: dict[str, Any]) -> dict[str, Any]:
                 arrays.append(src.part(grid.bounds, **options).array[0])
         with Reader(gdal_path(scene.assets["SCL"])) as src:
             scl = src.part(grid.bounds, **options).array[0]
-        data = numpy.ma.stack(arrays).astype(numpy.float32) * numpy.float32(1e-4)
+        data = numpy.ma.MaskedArray(numpy.ma.stack(arrays).astype(numpy.float32) * numpy.float32(1e-4))
         data.mask = numpy.ma.getmaskarray(data) | numpy.isin(scl.filled(0), CLOUDY)[numpy.newaxis]
         return ImageData(data, bounds=grid.bounds, crs=grid.crs)
 

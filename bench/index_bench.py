@@ -446,7 +446,7 @@ def main() -> None:
         # The archive is read from S3 in a process of its own, as from S3 itself (bench/separate_s3.py).
         os.environ["AWS_ENDPOINT_URL_S3"] = s3.endpoint
         configure_gdal()
-        s3.client().create_bucket(Bucket=get_settings().archive_bucket)  # type: ignore[attr-defined]
+        s3.client().create_bucket(Bucket=get_settings().archive_bucket)
         folder = Path(tmp)
         bench_field(s3, folder)
         real = real_scene_product(s3, folder)

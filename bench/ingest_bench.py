@@ -84,10 +84,11 @@ def latencies(client: httpx.Client, project_id: int, requests: int) -> tuple[lis
     meta: list[float] = []
     control: list[float] = []
     for i in range(requests + 10):
-        for path, params, out in (
+        queries: tuple[tuple[str, dict[str, Any], list[float]], ...] = (
             ("/meta/list", {"project_id": project_id, "date": "2021-01-01"}, meta),
             ("/project/info", {"project_id": project_id}, control),
-        ):
+        )
+        for path, params, out in queries:
             t = time.perf_counter()
             r = client.get(path, params=params)
             if i >= 10:  # the first ten warm up

@@ -14,6 +14,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import boto3
 
@@ -30,14 +31,14 @@ class SeparateS3:
 
     endpoint: str
 
-    def client(self) -> object:
+    def client(self) -> Any:
         """A boto3 S3 client for the child's endpoint."""
         return boto3.client("s3", endpoint_url=self.endpoint, region_name=REGION)
 
     def requests(self) -> list[RecordedRequest]:
         """The requests served since the last call (the log is emptied)."""
         with urllib.request.urlopen(f"{self.endpoint}{LOG_PATH}", timeout=30) as answer:
-            return [tuple(logged) for logged in json.loads(answer.read())]  # type: ignore[misc]
+            return [(method, path, ranged) for method, path, ranged in json.loads(answer.read())]
 
 
 @contextmanager

@@ -352,7 +352,7 @@ def main() -> dict[str, float]:
             per_reading = sum(reading) / len(reading) if reading else 0.0
             mergeable = sum(c["mergeable"] for c in target.s3[passes])
             cells = [f"{v:.2f}" for v in values]
-            cells += [f"{len(reading)} of {len(tiles)}", f"{per_reading:.2f}", mergeable]
+            cells += [f"{len(reading)} of {len(tiles)}", f"{per_reading:.2f}", str(mergeable)]
             print(row(f"  {target.name}", *cells))
             full = sum(c["full GET"] for c in target.s3[passes])
             if full:
@@ -367,9 +367,9 @@ def main() -> dict[str, float]:
     print(row("S3 requests, cold: open only / open + tile", "GET", "HEAD", "LIST", "total"))
     for target in targets:
         key = KEYS[target.name]
-        opened, first = cold[target.name]
-        cells = [f"{opened[k]} / {first[k]}" for k in ("GET", "HEAD", "LIST")]
-        s3_total = [sum(v for k, v in c.items() if k != "DynamoDB") for c in (opened, first)]
+        open_counts, tile_counts = cold[target.name]
+        cells = [f"{open_counts[k]} / {tile_counts[k]}" for k in ("GET", "HEAD", "LIST")]
+        s3_total = [sum(v for k, v in c.items() if k != "DynamoDB") for c in (open_counts, tile_counts)]
         print(row(f"  {target.name}", *cells, f"{s3_total[0]} / {s3_total[1]}"))
         figures |= {f"{key}_cold_open_requests": s3_total[0], f"{key}_cold_tile_requests": s3_total[1]}
     print(

@@ -3,7 +3,7 @@
 Scenes are laid out as the archive's are: B04 and B08 10980 x 10980 (10 m), SCL 5490 x 5490 (20 m),
 DEFLATE, 1024 px blocks, overviews, nodata 0. The block holding the field is the real fixture
 scene's pixels (upsampled to 10 m with pixel noise, its SCL repeated), the rest is nodata: files stay
-a few MB, so two hundred distinct scenes fit in a moto S3 that logs every request, served from a
+a few MB, so three hundred distinct scenes fit in a moto S3 that logs every request, served from a
 process of its own as S3 serves from other machines (`bench/separate_s3.py`). Each scene is its own
 set of objects: nothing one build read is in GDAL's cache for the next.
 

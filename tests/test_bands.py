@@ -1,6 +1,7 @@
 """Bands as reflectance on a grid: the item's scaling, the baseline offset, SCL masking, on the real scene."""
 
 import json
+import re
 from pathlib import Path
 
 import boto3
@@ -43,8 +44,11 @@ def real_item(path: Path) -> stac.Scene:
 @pytest.mark.parametrize(
     ("item", "expected"),
     [
-        # Baseline 05.11 (2025): the item's raster:bands carry the -0.1 offset.
-        ("v1/S2B_24MUV_20250731_0_L2A.json", (0.0001, -0.1)),
+        # Baseline 05.11 (2025): raster:bands say -0.1, but the item says earthsearch:boa_offset_applied,
+        # which Earth Search's maintainers call the truth (the numbers already had it added back).
+        ("v1/S2B_24MUV_20250731_0_L2A.json", (0.0001, 0.0)),
+        # Baseline 03.01, three days before the change: scale only, the flag false.
+        ("v1/S2A_33TWN_20220122_0_L2A.json", (0.0001, 0.0)),
         # Baseline 03.00 (2021): scale only.
         ("v1/S2A_33TWN_20210629_0_L2A.json", (0.0001, 0.0)),
         # v0 items have no raster:bands: baseline 02.12 from the ESA product name, so no offset.
@@ -61,12 +65,57 @@ def test_baseline_without_raster_bands_decides_the_offset() -> None:
     data = json.loads((ITEMS / "v1/S2B_24MUV_20250731_0_L2A.json").read_text())
     for asset in data["assets"].values():
         asset.pop("raster:bands", None)
+    data["properties"].pop("earthsearch:boa_offset_applied")
     newer = stac.parse_item(data)
     assert newer.processing_baseline == "05.11"
     assert scaling(newer, "B04") == pytest.approx((0.0001, -0.1))
     data["properties"].pop("s2:processing_baseline")
     data["properties"]["s2:product_uri"] = data["properties"]["s2:product_uri"].replace("_N0511_", "_N0399_")
     assert scaling(stac.parse_item(data), "B04") == pytest.approx((0.0001, 0.0))
+
+
+def test_an_item_flagged_as_offset_applied_gets_no_offset_whatever_else_it_says() -> None:
+    data = json.loads((ITEMS / "v1/S2B_24MUV_20250731_0_L2A.json").read_text())
+    assert data["properties"]["earthsearch:boa_offset_applied"] is True
+    assert data["assets"]["red"]["raster:bands"][0]["offset"] == -0.1
+    flagged = stac.parse_item(data)
+    for band in ("B02", "B04", "B08", "B8A", "B11", "B12", "red", "swir22"):
+        assert scaling(flagged, band) == pytest.approx((0.0001, 0.0))
+    # Not reflectance: the water vapour keeps its own scale and offset.
+    assert flagged.scaling["WVP"] == pytest.approx((0.001, 0.0))
+    # Without the flag (or with it false), the item's raster:bands decide.
+    data["properties"]["earthsearch:boa_offset_applied"] = False
+    assert scaling(stac.parse_item(data), "B04") == pytest.approx((0.0001, -0.1))
+    # Flagged, without raster:bands: no offset either, though the baseline is 05.11.
+    data["properties"]["earthsearch:boa_offset_applied"] = True
+    for asset in data["assets"].values():
+        asset.pop("raster:bands", None)
+    assert scaling(stac.parse_item(data), "nir") == pytest.approx((0.0001, 0.0))
+
+
+def test_a_v0_item_of_baseline_04_is_offset_unless_flagged_as_applied() -> None:
+    data = json.loads((ITEMS / "v0/S2A_31NBJ_20190524_0_L2A.json").read_text())
+    props = data["properties"]
+    product = props["sentinel:product_id"]
+    props["sentinel:product_id"] = re.sub(r"_N\d{4}_", "_N0400_", product)
+    assert stac.parse_item(data).processing_baseline == "04.00"
+    assert scaling(stac.parse_item(data), "B04") == pytest.approx((0.0001, -0.1))
+    props["sentinel:boa_offset_applied"] = True
+    assert scaling(stac.parse_item(data), "B04") == pytest.approx((0.0001, 0.0))
+
+
+def test_without_raster_bands_or_a_baseline_the_date_decides_the_offset() -> None:
+    data = json.loads((ITEMS / "v1/S2B_24MUV_20250731_0_L2A.json").read_text())
+    for asset in data["assets"].values():
+        asset.pop("raster:bands", None)
+    props = data["properties"]
+    for name in ("earthsearch:boa_offset_applied", "s2:processing_baseline", "s2:product_uri"):
+        props.pop(name)
+    for day, offset in (("2022-01-25", -0.1), ("2022-01-24", 0.0)):
+        props["datetime"] = f"{day}T10:00:00Z"
+        scene = stac.parse_item(data)
+        assert scene.processing_baseline is None
+        assert scaling(scene, "B08") == pytest.approx((0.0001, offset))
 
 
 def test_band_names_of_both_schemas_and_unknown_names() -> None:

@@ -62,6 +62,7 @@ RESOLUTION = {
     SCL: 20,
 }
 REFLECTANCE_BANDS = tuple(band for band in RESOLUTION if band != SCL)
+REFLECTANCE_SCALE = 1e-4  # L2A digital numbers are reflectance x 10000 (QUANTIFICATION_VALUE)
 
 
 class BandError(SputnikError):

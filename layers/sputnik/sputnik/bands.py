@@ -45,6 +45,7 @@ from shapely.geometry.base import BaseGeometry
 from sputnik.band_names import (  # noqa: F401 (names of bands, light enough for any function)
     CLOUDY_SCL,
     REFLECTANCE_BANDS,
+    REFLECTANCE_SCALE,
     RESOLUTION,
     SCL,
     SCL_CLASSES,
@@ -56,7 +57,7 @@ from sputnik.errors import Forbidden, SputnikError
 from sputnik.stac import Scene
 from sputnik.tiles.urls import archive_url
 
-DEFAULT_SCALE = 1e-4
+DEFAULT_SCALE = REFLECTANCE_SCALE
 BASELINE_OFFSET = -0.1  # reflectance of BOA_ADD_OFFSET (-1000 digital numbers) from baseline 04.00
 BASELINE_CHANGE = "04.00"
 BASELINE_CHANGE_DATE = "2022-01-25"

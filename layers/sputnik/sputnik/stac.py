@@ -19,7 +19,7 @@ from shapely.geometry import MultiPolygon, Polygon, shape
 from shapely.geometry.base import BaseGeometry
 
 from sputnik import geo
-from sputnik.band_names import V0_TO_V1, V1_TO_V0
+from sputnik.band_names import REFLECTANCE_BANDS, REFLECTANCE_SCALE, V0_TO_V1, V1_TO_V0
 from sputnik.errors import InvalidInput, InvalidItem
 from sputnik.mgrs import normalize_tile
 from sputnik.settings import ARCHIVE_PREFIX
@@ -129,7 +129,7 @@ def parse_item(data: bytes | str | Mapping[str, Any]) -> Scene:
         cloud_cover=_number(props.get("eo:cloud_cover")),
         epsg=_epsg(props),
         assets=MappingProxyType(_assets(item["assets"])),
-        scaling=MappingProxyType(_scaling(item["assets"])),
+        scaling=MappingProxyType(_scaling(item["assets"], props)),
         processing_baseline=_baseline(props),
     )
 
@@ -294,8 +294,17 @@ def _assets(assets: Mapping[str, Any]) -> dict[str, str]:
     return hrefs
 
 
-def _scaling(assets: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
-    """Band name -> (scale, offset) from each asset's `raster:bands` (STAC raster extension), where given."""
+# Earth Search's word that an item's digital numbers already had baseline 04.00's -1000 added back
+# (v1 `earthsearch:`, v0 `sentinel:`). Its maintainers call the flag the truth where the item's
+# raster:bands still give the -0.1 offset (Element84/earth-search#9; cirrus-earth-search#21 for v0).
+OFFSET_APPLIED_FLAGS = ("earthsearch:boa_offset_applied", "sentinel:boa_offset_applied")
+
+
+def _scaling(assets: Mapping[str, Any], props: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
+    """Band name -> (scale, offset): each asset's `raster:bands` (STAC raster extension), where given.
+
+    An item flagged as having its offset applied gets no offset for any reflectance band.
+    """
     found: dict[str, tuple[float, float]] = {}
     for name, asset in assets.items():
         if name.endswith("-jp2") or not isinstance(asset, Mapping):
@@ -306,6 +315,9 @@ def _scaling(assets: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
         scale, offset = _number(bands[0].get("scale")), _number(bands[0].get("offset"))
         if scale is not None and scale > 0:
             found[V1_TO_V0.get(name, name)] = (scale, offset or 0.0)
+    if any(props.get(flag) is True for flag in OFFSET_APPLIED_FLAGS):
+        for band in REFLECTANCE_BANDS:
+            found[band] = (found.get(band, (REFLECTANCE_SCALE, 0.0))[0], 0.0)
     return found
 
 

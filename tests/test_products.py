@@ -320,6 +320,9 @@ def test_product_list_gives_kinds_scenes_dates_statistics_and_details_without_ke
     assert "projects/" not in response.text and PRODUCTS not in response.text and ".tif" not in response.text
     only_rgb = client.get(f"/product/list?project_id={PROJECT}&kind=rgb").json()["products"]
     assert [p["product_id"] for p in only_rgb] == [TCI_PRODUCT]
+    only_index = client.get(f"/product/list?project_id={PROJECT}&kind=index").json()["products"]
+    assert [p["product_id"] for p in only_index] == sorted({*series, index_id("ndwi", "2020-02-19", SCENE)})
+    assert all(p["kind"] == "index" and p["stats"] is not None for p in only_index)
     assert client.get(f"/product/list?project_id={PROJECT}&kind=s3").status_code == 422
 
 

@@ -77,3 +77,12 @@ def test_s2_index_records_a_cog_and_statistics_per_scene_fails_a_broken_band_and
     after = series(project_id, "ndvi")
     assert [p.product_id for p in after] == [p.product_id for p in made]
     assert after[0].key == first.key and after[0].stats == first.stats
+
+    # A mask given at /task/run reaches the build: vegetation and bare land masked instead of clouds.
+    params = {"index": "ndvi", "date": first.date, "mask": [4, 5]}
+    remasked = finished(api, project_id, run(api, "s2_index", project_id, params))
+    assert remasked["result"] == "SUCCESS"
+    [remade] = [p for p in series(project_id, "ndvi") if p.product_id == first.product_id]
+    assert remade.details["mask"] == [4, 5]
+    assert remade.stats["valid_pixels"] < first.stats["valid_pixels"]
+    assert remade.stats["clear_fraction"] < first.stats["clear_fraction"]

@@ -25,6 +25,8 @@ from sputnik.bands import (
     scaling,
     scene_grid,
 )
+from sputnik.indices import INDICES
+from sputnik.tasks.index_product import build_index_product
 from tests.support.real_scene import SCENE, SCENE_DIR, SCENE_PREFIX
 from tests.support.tiles import (  # noqa: F401 (tiles_fixture registers the `tiles` fixture here)
     ARCHIVE,
@@ -158,6 +160,46 @@ def test_reflectance_equals_rasterio_reads_of_the_same_window(real_scene: stac.S
         assert numpy.array_equal(got.valid, valid)
         assert numpy.allclose(got.bands[band][valid], expected[valid], rtol=0, atol=1e-6)
         assert numpy.isnan(got.bands[band][~valid]).all()
+
+
+def test_an_index_build_fetches_the_headers_and_the_blocks_its_window_touches_and_nothing_else(
+    real_scene: stac.Scene, tiles: Tiles, tmp_path: Path
+) -> None:
+    # The bands under a prefix of their own: nothing of them is in GDAL's caches yet.
+    s3 = boto3.client("s3")
+    prefix = f"{SCENE_PREFIX}-cold"
+    folder = tiles.fixtures_dir / SCENE_DIR
+    for band in ("B04", "B08", "SCL"):
+        s3.upload_file(str(folder / f"{band}.tif"), ARCHIVE, f"{prefix}/{band}.tif")
+    assets = dict(real_scene.assets)
+    for band, v1 in (("B04", "red"), ("B08", "nir"), ("SCL", "scl")):
+        assets[band] = assets[v1] = f"s3://{ARCHIVE}/{prefix}/{band}.tif"
+    scene = stac.Scene(**{**real_scene.__dict__, "assets": assets})
+    seen = len(tiles.server.requests)
+    made = build_index_product(scene, INDICES["ndvi"], BORDER.wkt, str(tmp_path / "ndvi.tif"))
+    requests = [r for r in tiles.server.requests[seen:] if r[1].startswith(f"/{ARCHIVE}/")]
+    grid = scene_grid(scene, ["B04", "B08"], BORDER)  # after the build: from GDAL's cache
+    assert made.stats["valid_pixels"] > 0
+    assert {path.rsplit("/", 1)[-1] for _, path, _ in requests} == {"B04.tif", "B08.tif", "SCL.tif"}
+    # Ranged GETs only: no HEAD, no listing, no whole object.
+    assert all(method == "GET" and ranged for method, _, ranged in requests), requests
+    for band in ("B04", "B08", "SCL"):
+        ranges = [str(ranged) for _, path, ranged in requests if path.endswith(f"/{band}.tif")]
+        spans = [r.removeprefix("bytes=").split("-") for r in ranges]
+        fetched = sum(int(end) - int(start) + 1 for start, end in spans)
+        with rasterio.open(folder / f"{band}.tif") as src:
+            window = from_bounds(*grid.bounds, transform=src.transform)
+            height, width = src.block_shapes[0]
+            rows = range(
+                int(window.row_off // height), int((window.row_off + window.height - 1e-6) // height) + 1
+            )
+            cols = range(
+                int(window.col_off // width), int((window.col_off + window.width - 1e-6) // width) + 1
+            )
+            touched = sum(src.block_size(1, r, c) for r in rows for c in cols)
+        # One read of the header (32 KiB, the tiler's setting), then the blocks, at most a fifth more.
+        assert ranges[0] == "bytes=0-32767", ranges
+        assert fetched <= 32768 + 1.2 * touched, (band, fetched, touched)
 
 
 def test_scl_classes_are_masked_at_the_bands_resolution(real_scene: stac.Scene, tiles: Tiles) -> None:

@@ -135,6 +135,33 @@ def save_proc_counted(proc: ProcModel, owner: str) -> None:
         raise RuntimeError(f"proc {proc.event_id} exists already")  # ids come from a counter: a bug
 
 
+def end_holding_slot(proc: ProcModel, actions: list[Any], condition: Any = None) -> bool:
+    """Write a proc's end and give back the running slot it holds in one transaction; False if not done.
+
+    One write, so that whoever sees the proc ended finds its slot free: a run started right after a
+    proc is seen DONE is not refused for that proc's slot. Nothing is written when the proc holds no
+    slot (any more) or `condition` on the proc does not hold.
+    """
+    if not proc.owner or proc.running_slot is None:
+        return False
+
+    def write(tx: TransactWrite) -> None:
+        tx.update(
+            ProcModel(proc.project_id, proc.event_id),
+            actions=[*actions, ProcModel.running_slot.remove()],
+            condition=held if condition is None else held & condition,
+        )
+        tx.update(
+            CounterModel(running_key(str(proc.owner))),
+            actions=[CounterModel.value.add(-1)],
+            condition=CounterModel.value > 0,
+        )
+
+    held = ProcModel.running_slot.exists()
+    # Refused when the slot was given back meanwhile (the end reported twice at once).
+    return not _transact(write)
+
+
 def release_running(proc: ProcModel) -> bool:
     """Give back the running slot an ended proc holds, exactly once; whether this call gave it back."""
     if not proc.owner:

@@ -108,7 +108,9 @@ def proc_done(ref: ProcRef, task: str, results: dict[str, str], summary: dict[st
     for script, script_result in results.items():
         i = _index(task, script)
         actions += [ProcModel.scripts[i].status.set(DONE), ProcModel.scripts[i].result.set(script_result)]
-    quotas.release_running(ref.update(actions))
+    # The end and the slot's release in one write when the proc holds a slot (read first: whose it is).
+    if not quotas.end_holding_slot(get_proc(ref), actions):
+        ref.update(actions)  # no slot held: given back already (a repeated report), or none taken
     return result
 
 
@@ -133,6 +135,8 @@ def proc_failed(proc: ProcModel, message: str) -> bool:
     if failed is not None:
         i = int(failed.iscript)
         actions += [ProcModel.scripts[i].status.set(DONE), ProcModel.scripts[i].result.set(FATAL)]
+    if quotas.end_holding_slot(proc, actions, ProcModel.status != DONE):
+        return True
     try:
         ended = ProcRef(int(proc.project_id), int(proc.event_id)).update(actions, ProcModel.status != DONE)
     except UpdateError as exc:

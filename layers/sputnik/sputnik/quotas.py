@@ -142,8 +142,19 @@ def end_holding_slot(proc: ProcModel, actions: list[Any], condition: Any = None)
     proc is seen DONE is not refused for that proc's slot. Nothing is written when the proc holds no
     slot (any more) or `condition` on the proc does not hold.
     """
-    if not proc.owner or proc.running_slot is None:
-        return False
+    return proc.running_slot is not None and _give_back(proc, actions, condition)
+
+
+def release_running(proc: ProcModel) -> bool:
+    """Give back the running slot an ended proc holds, exactly once; whether this call gave it back."""
+    return _give_back(proc, [], None)
+
+
+def _give_back(proc: ProcModel, actions: list[Any], condition: Any) -> bool:
+    """Remove the proc's slot (with `actions`, if `condition` holds) and count it free, all at once."""
+    if not proc.owner:
+        return False  # a proc from before quotas holds no slot
+    held = ProcModel.running_slot.exists()
 
     def write(tx: TransactWrite) -> None:
         tx.update(
@@ -157,27 +168,5 @@ def end_holding_slot(proc: ProcModel, actions: list[Any], condition: Any = None)
             condition=CounterModel.value > 0,
         )
 
-    held = ProcModel.running_slot.exists()
-    # Refused when the slot was given back meanwhile (the end reported twice at once).
-    return not _transact(write)
-
-
-def release_running(proc: ProcModel) -> bool:
-    """Give back the running slot an ended proc holds, exactly once; whether this call gave it back."""
-    if not proc.owner:
-        return False  # a proc from before quotas holds no slot
-
-    def write(tx: TransactWrite) -> None:
-        tx.update(
-            ProcModel(proc.project_id, proc.event_id),
-            actions=[ProcModel.running_slot.remove()],
-            condition=ProcModel.running_slot.exists(),
-        )
-        tx.update(
-            CounterModel(running_key(str(proc.owner))),
-            actions=[CounterModel.value.add(-1)],
-            condition=CounterModel.value > 0,
-        )
-
-    # Refused when the slot was given back already (the end was reported twice).
+    # Refused when the slot was given back already (the end reported twice) or `condition` failed.
     return not _transact(write)

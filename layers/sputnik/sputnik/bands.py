@@ -57,7 +57,6 @@ from sputnik.errors import Forbidden, SputnikError
 from sputnik.stac import Scene
 from sputnik.tiles.urls import archive_url
 
-DEFAULT_SCALE = REFLECTANCE_SCALE
 BASELINE_OFFSET = -0.1  # reflectance of BOA_ADD_OFFSET (-1000 digital numbers) from baseline 04.00
 BASELINE_CHANGE = "04.00"
 BASELINE_CHANGE_DATE = "2022-01-25"
@@ -79,7 +78,7 @@ def scaling(scene: Scene, band: str) -> tuple[float, float]:
         newer = scene.processing_baseline >= BASELINE_CHANGE
     else:
         newer = scene.date >= BASELINE_CHANGE_DATE
-    return DEFAULT_SCALE, BASELINE_OFFSET if newer else 0.0
+    return REFLECTANCE_SCALE, BASELINE_OFFSET if newer else 0.0
 
 
 def band_url(scene: Scene, band: str) -> str:

@@ -294,9 +294,10 @@ def _assets(assets: Mapping[str, Any]) -> dict[str, str]:
     return hrefs
 
 
-# Earth Search's word that an item's digital numbers already had baseline 04.00's -1000 added back
-# (v1 `earthsearch:`, v0 `sentinel:`). Its maintainers call the flag the truth where the item's
-# raster:bands still give the -0.1 offset (Element84/earth-search#9; cirrus-earth-search#21 for v0).
+# Earth Search's word that an item's digital numbers already have baseline 04.00's BOA_ADD_OFFSET
+# (-1000) applied, so they are reflectance x 10000 as before 04.00 (v1 `earthsearch:`, v0
+# `sentinel:`). Its maintainers call the flag the truth where the item's raster:bands still give the
+# -0.1 offset (Element84/earth-search#9; cirrus-earth-search#21 for v0).
 OFFSET_APPLIED_FLAGS = ("earthsearch:boa_offset_applied", "sentinel:boa_offset_applied")
 
 
